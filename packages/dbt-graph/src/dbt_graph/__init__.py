@@ -1,0 +1,72 @@
+"""dbt-graph: the manifest, dbt's node selection evaluated natively, the DAG and execution waves.
+
+It is the floor every other package stands on and imports neither dbt-core, Prefect nor httpx.
+
+Example:
+    >>> from dbt_graph import load_manifest, select, build_plan  # doctest: +SKIP
+    >>> manifest = load_manifest("target/manifest.json")  # doctest: +SKIP
+    >>> plan = build_plan(manifest, select(manifest, "tag:daily"))  # doctest: +SKIP
+"""
+
+from dbt_graph._errors import (
+    CycleError,
+    DbtGraphError,
+    ManifestError,
+    SelectionError,
+    StateError,
+    UnknownMethodError,
+)
+from dbt_graph._execution import (
+    Command,
+    ErrorInfo,
+    ExecutionRequest,
+    ExecutionResult,
+    Executor,
+    FreshnessStatus,
+    LogLine,
+    NodeResult,
+    NodeStatus,
+    SourceFreshness,
+)
+from dbt_graph._manifest import Manifest, ManifestMetadata, load_manifest, parse_manifest
+from dbt_graph._nodes import (
+    RUNNABLE_TYPES,
+    TEST_TYPES,
+    Column,
+    FreshnessThreshold,
+    Group,
+    Macro,
+    Node,
+    ResourceType,
+)
+
+__all__ = [
+    "RUNNABLE_TYPES",
+    "TEST_TYPES",
+    "Column",
+    "Command",
+    "CycleError",
+    "DbtGraphError",
+    "ErrorInfo",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "Executor",
+    "FreshnessStatus",
+    "FreshnessThreshold",
+    "Group",
+    "LogLine",
+    "Macro",
+    "Manifest",
+    "ManifestError",
+    "ManifestMetadata",
+    "Node",
+    "NodeResult",
+    "NodeStatus",
+    "ResourceType",
+    "SelectionError",
+    "SourceFreshness",
+    "StateError",
+    "UnknownMethodError",
+    "load_manifest",
+    "parse_manifest",
+]

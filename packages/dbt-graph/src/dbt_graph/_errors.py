@@ -1,0 +1,75 @@
+"""Errors raised by dbt-graph.
+
+The tree::
+
+    DbtGraphError
+    ├── ManifestError          manifest.json is missing, malformed or unsupported
+    ├── SelectionError         a selector expression or YAML selector is invalid
+    │   └── UnknownMethodError     the expression names a method dbt does not have
+    ├── StateError             a ``state:``/``result:``/``source_status:`` selector lacks its artifact
+    └── CycleError             the executable graph has a cycle
+
+Every message says what went wrong and what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DbtGraphError(Exception):
+    """Root of every error dbt-graph raises."""
+
+
+class ManifestError(DbtGraphError, ValueError):
+    """A manifest.json could not be read into a :class:`~dbt_graph.Manifest`.
+
+    Attributes:
+        path: The file that was read (``None`` for in-memory data).
+        field: The dotted location of the offending field, when known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None) -> None:
+        self.path = path
+        self.field = field
+        where = f"{path}: " if path else ""
+        at = f" (at {field})" if field else ""
+        super().__init__(f"{where}{message}{at}")
+
+
+class SelectionError(DbtGraphError, ValueError):
+    """A selection expression could not be parsed or evaluated.
+
+    Attributes:
+        expression: The whole expression that was given.
+        part: The offending part of it.
+    """
+
+    def __init__(self, message: str, *, expression: str | None = None, part: str | None = None):
+        self.expression = expression
+        self.part = part
+        super().__init__(message)
+
+
+class UnknownMethodError(SelectionError):
+    """The expression uses a selector method dbt does not define."""
+
+
+class StateError(SelectionError):
+    """A selector needs a comparison artifact (state manifest, run_results, sources) it lacks."""
+
+
+class CycleError(DbtGraphError, ValueError):
+    """The graph has a dependency cycle.
+
+    Attributes:
+        cycle: The unique_ids on the cycle, in order; the first repeats the last edge's target.
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        path = " -> ".join([*self.cycle, self.cycle[0]]) if self.cycle else "?"
+        super().__init__(
+            f"The dbt graph contains a dependency cycle: {path}. "
+            "Remove one of these references (ref/source/depends_on) to break it."
+        )

@@ -1,0 +1,1 @@
+"""prefect-dbt-orchestrator."""
