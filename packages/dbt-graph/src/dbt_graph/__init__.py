@@ -28,6 +28,13 @@ from dbt_graph._execution import (
     NodeStatus,
     SourceFreshness,
 )
+from dbt_graph._graph import (
+    ExecutionPlan,
+    TestStrategy,
+    Wave,
+    build_plan,
+    executable_parents,
+)
 from dbt_graph._manifest import Manifest, ManifestMetadata, load_manifest, parse_manifest
 from dbt_graph._nodes import (
     RUNNABLE_TYPES,
@@ -48,6 +55,7 @@ __all__ = [
     "CycleError",
     "DbtGraphError",
     "ErrorInfo",
+    "ExecutionPlan",
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
@@ -66,7 +74,11 @@ __all__ = [
     "SelectionError",
     "SourceFreshness",
     "StateError",
+    "TestStrategy",
     "UnknownMethodError",
+    "Wave",
+    "build_plan",
+    "executable_parents",
     "load_manifest",
     "parse_manifest",
 ]
