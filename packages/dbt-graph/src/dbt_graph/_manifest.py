@@ -26,6 +26,30 @@ SUPPORTED_SCHEMA_VERSIONS = range(10, 13)
 
 _SCHEMA_RE = re.compile(r"/manifest/v(\d+)\.json$")
 
+#: Resource-specific fields kept verbatim in :attr:`Node.properties` (for ``state:modified``).
+_PROPERTY_KEYS = (
+    "deprecation_date",
+    "identifier",
+    "quoting",
+    "external",
+    "freshness",
+    "type",
+    "owner",
+    "maturity",
+    "url",
+    "label",
+    "model",
+    "defaults",
+    "entities",
+    "dimensions",
+    "measures",
+    "primary_entity",
+    "query_params",
+    "exports",
+    "arguments",
+    "returns",
+)
+
 #: Manifest sections whose entries become :class:`Node` objects.
 _NODE_SECTIONS = (
     "nodes",
@@ -278,7 +302,9 @@ def parse_manifest(data: Any, *, path: str | Path | None = None) -> Manifest:
     nodes: dict[str, Node] = {}
     for section in _NODE_SECTIONS:
         for uid, raw in _section(data, section, where).items():
-            nodes[uid] = _to_node(_validate(_RawNode, raw, where, f"{section}[{uid!r}]"), where)
+            nodes[uid] = _to_node(
+                _validate(_RawNode, raw, where, f"{section}[{uid!r}]"), where, raw
+            )
 
     macros = {
         uid: _to_macro(_validate(_RawMacro, raw, where, f"macros[{uid!r}]"))
@@ -308,7 +334,7 @@ def parse_manifest(data: Any, *, path: str | Path | None = None) -> Manifest:
                 "expected a list of disabled resources", path=where, field=f"disabled[{uid!r}]"
             )
         disabled[uid] = tuple(
-            _to_node(_validate(_RawNode, raw, where, f"disabled[{uid!r}][{i}]"), where)
+            _to_node(_validate(_RawNode, raw, where, f"disabled[{uid!r}][{i}]"), where, raw)
             for i, raw in enumerate(entries)
         )
     return Manifest(
@@ -394,7 +420,7 @@ def _version(value: str | int | float | None) -> str | None:
     return str(value)
 
 
-def _to_node(raw: _RawNode, where: str | None) -> Node:
+def _to_node(raw: _RawNode, where: str | None, data: Any = None) -> Node:
     try:
         resource_type = ResourceType(raw.resource_type)
     except ValueError:
@@ -459,6 +485,11 @@ def _to_node(raw: _RawNode, where: str | None) -> Node:
         loaded_at_field=raw.loaded_at_field,
         freshness_warn_after=_threshold(freshness.warn_after) if freshness else None,
         freshness_error_after=_threshold(freshness.error_after) if freshness else None,
+        properties=(
+            {key: data[key] for key in _PROPERTY_KEYS if key in data}
+            if isinstance(data, dict)
+            else {}
+        ),
     )
 
 

@@ -95,6 +95,11 @@ class Node:
         source_name: For sources, the source's name (``shop_app`` in ``shop_app.orders``).
         freshness_warn_after: For sources, the warn threshold, if any.
         freshness_error_after: For sources, the error threshold, if any.
+        properties: Resource-specific manifest fields that have no attribute of their own, as
+            raw JSON: a model's ``deprecation_date``, a source's ``identifier``, ``quoting``,
+            ``external`` and ``freshness``, an exposure's ``type``, ``owner``, ``maturity``,
+            ``url`` and ``label``, a semantic model's ``entities``... ``state:modified``
+            compares them.
     """
 
     unique_id: str
@@ -142,6 +147,9 @@ class Node:
     loaded_at_field: str | None = field(default=None, compare=False)
     freshness_warn_after: FreshnessThreshold | None = field(default=None, compare=False)
     freshness_error_after: FreshnessThreshold | None = field(default=None, compare=False)
+    properties: Mapping[str, Any] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
     @property
     def materialized(self) -> str | None:
