@@ -1,0 +1,308 @@
+"""``dbt-orchestrator``: plan or build a dbt project under Prefect from the command line.
+
+Flags follow dbt's (``-s/--select``, ``--exclude``, ``--selector``, ``-t/--target``, ``--vars``,
+``--full-refresh``, ``--project-dir``, ``--profiles-dir``) plus the orchestrator's own
+(``--mode``, ``--concurrency``, ``--retries``, ``--test-strategy``, ``--cache``,
+``--only-fresh-sources``).
+
+``build`` runs inside a Prefect flow named ``dbt-build`` (with no Prefect API configured,
+Prefect starts its own temporary local server), shows progress per node, writes dbt's
+``run_results.json`` and exits with:
+
+* 0 when every node succeeded (warnings, cache hits and stale-source skips included);
+* 1 when a node failed;
+* 2 when the build could not run (bad flags, selection, project or profile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
+    from prefect_dbt_orchestrator._progress import Progress
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+FLOW_NAME = "dbt-build"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the console script exits with it)."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        vars = parse_vars(args.vars)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.project_dir is not None:
+        # dbt's own variable: profiles can place files in the project, e.g.
+        # path: "{{ env_var('DBT_PROJECT_DIR', '.') }}/jaffle_shop.duckdb".
+        os.environ["DBT_PROJECT_DIR"] = str(args.project_dir.absolute())
+    if args.command == "build":
+        _quiet_prefect_console()
+    out = sys.stdout
+    try:
+        if args.command == "plan":
+            return _plan(args, vars, out)
+        return _build(args, vars, out)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser (``allow_abbrev=False``: a flag is spelled out or not accepted)."""
+    parser = argparse.ArgumentParser(
+        prog="dbt-orchestrator",
+        description="Plan or build a dbt project with Prefect driving it node by node.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{plan,build}")
+    for name, summary in (
+        ("plan", "print what a build would run (waves, cache predictions), running nothing"),
+        ("build", "build the project in a Prefect flow, with progress per node"),
+    ):
+        sub = commands.add_parser(name, help=summary, description=summary, allow_abbrev=False)
+        _add_flags(sub)
+    return parser
+
+
+def _add_flags(sub: argparse.ArgumentParser) -> None:
+    dbt = sub.add_argument_group("dbt flags")
+    dbt.add_argument("-s", "--select", nargs="+", action="extend", metavar="SELECTOR",
+                     help="dbt selection (several values are a union, as in dbt)")
+    dbt.add_argument("--exclude", nargs="+", action="extend", metavar="SELECTOR",
+                     help="dbt exclusion")
+    dbt.add_argument("--selector", help="a YAML selector's name")
+    dbt.add_argument("-t", "--target", help="the dbt target (default: the profile's)")
+    dbt.add_argument("--vars", help="dbt vars as a YAML or JSON mapping: '{key: value}'")
+    dbt.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
+    dbt.add_argument("--project-dir", type=Path, help="the dbt project (default: current dir)")
+    dbt.add_argument("--profiles-dir", type=Path,
+                     help="where profiles.yml is (default: the project dir if it has one, "
+                          "else the current dir, else ~/.dbt)")
+    ours = sub.add_argument_group("orchestrator flags")
+    ours.add_argument("--mode", choices=("per-wave", "per-node"), default="per-wave",
+                      help="one dbt invocation per wave (default), or a Prefect task per node")
+    ours.add_argument("--concurrency", type=_concurrency, metavar="N|LIMIT",
+                      help="per-node: worker count, or a Prefect global concurrency limit name")
+    ours.add_argument("--retries", type=_non_negative, default=0,
+                      help="per-node: retries of a failed node")
+    ours.add_argument("--test-strategy", choices=("immediate", "deferred", "skip"),
+                      default="immediate", help="when tests run (default: as dbt build)")
+    ours.add_argument("--cache", action="store_true",
+                      help="per-node: reuse results of unchanged nodes across runs")
+    ours.add_argument("--only-fresh-sources", action="store_true",
+                      help="skip nodes fed by sources that fail `dbt source freshness`")
+
+
+def parse_vars(text: str | None) -> dict[str, Any] | None:
+    """dbt's ``--vars``: a YAML (or JSON) mapping.
+
+    >>> parse_vars("{start_date: '2024-01-01', limit: 3}")
+    {'start_date': '2024-01-01', 'limit': 3}
+
+    Raises:
+        ValueError: Not YAML, or not a mapping.
+    """
+    if text is None or not text.strip():
+        return None
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--vars is not valid YAML or JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--vars must be a mapping like '{{key: value}}', got {text!r}")
+    return value
+
+
+def _quiet_prefect_console() -> None:
+    """Show only Prefect's warnings on the console: the progress lines say what happens.
+
+    Prefect's INFO lines (dbt's log lines among them) still reach the API, so the UI has them.
+    """
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    names = list(logging.root.manager.loggerDict)
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in names)]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(max(handler.level, logging.WARNING))
+
+
+def _concurrency(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
+    from prefect_dbt_orchestrator import CacheConfig, PrefectDbtOrchestrator, PrefectDbtSettings
+
+    fields: dict[str, Any] = {}
+    if args.project_dir is not None:
+        fields["project_dir"] = args.project_dir.absolute()
+    if args.profiles_dir is not None:
+        fields["profiles_dir"] = args.profiles_dir.absolute()
+    return PrefectDbtOrchestrator(
+        settings=PrefectDbtSettings(**fields),
+        execution_mode=args.mode.replace("-", "_"),
+        test_strategy=args.test_strategy,
+        retries=args.retries,
+        concurrency=args.concurrency,
+        cache=CacheConfig() if args.cache else None,
+        write_run_results=args.command == "build",
+    )
+
+
+def _selection(args: argparse.Namespace, vars: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {
+        "select": " ".join(args.select) if args.select else None,
+        "exclude": " ".join(args.exclude) if args.exclude else None,
+        "selector": args.selector,
+        "target": args.target,
+        "vars": vars,
+        "full_refresh": args.full_refresh,
+        "only_fresh_sources": args.only_fresh_sources,
+    }
+
+
+def _plan(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
+    try:
+        orch = _orchestrator(args)
+        plan = orch.plan(**_selection(args, vars))
+    except Exception as exc:
+        return _unusable(exc)
+    print(plan, file=out)
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
+    from prefect import flow
+
+    from prefect_dbt_orchestrator._errors import DbtBuildFailed
+    from prefect_dbt_orchestrator._progress import Progress, ProgressExecutor
+
+    selection = _selection(args, vars)
+    try:
+        orch = _orchestrator(args)
+        # Knowing the plan gives the display its total; with --only-fresh-sources that would
+        # check freshness twice, so the total is left open instead.
+        plan = None if args.only_fresh_sources else orch.plan(**selection)
+    except Exception as exc:
+        return _unusable(exc)
+    titles = {}
+    if plan is not None:
+        titles = {n.unique_id: f"{n.resource_type.value} {n.display_name}"
+                  for wave in plan.waves for n in wave.nodes}
+        print(
+            f"Building {plan.node_count} node(s) in {len(plan.waves)} wave(s) "
+            f"({args.mode}, tests: {args.test_strategy}) from {orch.settings.project_dir}",
+            file=out, flush=True,
+        )
+    progress = Progress(total=plan.node_count if plan is not None else None, stream=out)
+    orch.executor = ProgressExecutor(orch.executor, progress)
+
+    @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
+    def dbt_build(**parameters: Any) -> dict[str, dict[str, Any]]:
+        return orch.run_build(**parameters)
+
+    results: dict[str, dict[str, Any]] | None = None
+    failure: Exception | None = None
+    try:
+        with progress:
+            try:
+                results = dbt_build(**selection)
+            except DbtBuildFailed as exc:
+                results = exc.results
+            finally:
+                # Nodes dbt never saw: cache hits and skips, reported once the run is over.
+                for uid, result in (results or {}).items():
+                    if uid not in progress.outcomes and result["status"] in ("cached", "skipped"):
+                        progress.finished(uid, titles.get(uid) or _title(uid),
+                                          result["status"], _reason(result, titles))
+    except Exception as exc:
+        failure = exc
+    finally:
+        orch.executor.close()
+    if failure is not None:
+        return _unusable(failure)
+    assert results is not None
+    _print_summary(results, titles, progress, orch, out)
+    return EXIT_FAILED if any(r["status"] == "error" for r in results.values()) else EXIT_OK
+
+
+def _print_summary(
+    results: Mapping[str, Mapping[str, Any]],
+    titles: Mapping[str, str],
+    progress: Progress,
+    orch: PrefectDbtOrchestrator,
+    out: TextIO,
+) -> None:
+    from prefect_dbt_orchestrator._artifacts import status_counts
+
+    counts = status_counts(results)
+    print(
+        f"\nFinished in {progress.elapsed():.1f}s: {counts['success']} success, "
+        f"{counts['cached']} cached, {counts['error']} error, {counts['skipped']} skipped, "
+        f"{counts['warn']} warn ({counts['total']} node(s)).",
+        file=out,
+    )
+    errors = [u for u, r in results.items() if r["status"] == "error"]
+    if errors:
+        print("\nFailed:", file=out)
+        for uid in errors:
+            result = results[uid]
+            message = (result.get("error") or {}).get("message") or result.get("message") or ""
+            first = " ".join(message.split())
+            print(f"  {titles.get(uid) or _title(uid)}: {first[:400]}", file=out)
+    skipped = [u for u, r in results.items() if r["status"] == "skipped"]
+    if skipped:
+        print(f"\nSkipped ({len(skipped)}):", file=out)
+        for uid in skipped[:20]:
+            print(f"  {titles.get(uid) or _title(uid)}: "
+                  f"{_reason(results[uid], titles)}", file=out)
+        if len(skipped) > 20:
+            print(f"  ... and {len(skipped) - 20} more", file=out)
+    target = orch.settings.resolved_target_path() / "run_results.json"
+    print(f"\nrun_results.json: {target}", file=out, flush=True)
+
+
+def _title(uid: str) -> str:
+    from prefect_dbt_orchestrator._artifacts import node_label
+
+    name, kind = node_label(uid, None)
+    return f"{kind} {name}"
+
+
+def _reason(result: Mapping[str, Any], titles: Mapping[str, str]) -> str:
+    reason = str(result.get("reason") or "")
+    upstream = result.get("failed_upstream") or []
+    if upstream:
+        names = ", ".join(titles.get(u, u) for u in upstream[:3])
+        more = f" (+{len(upstream) - 3})" if len(upstream) > 3 else ""
+        reason = f"{reason} ({names}{more})"
+    return reason
+
+
+def _unusable(exc: BaseException) -> int:
+    print(f"dbt-orchestrator: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

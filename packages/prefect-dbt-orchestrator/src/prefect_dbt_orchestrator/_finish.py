@@ -1,0 +1,71 @@
+"""What happens after execution: the summary artifact and run_results.json.
+
+Neither may hide the build's own outcome: a failure to create the artifact or to write the file
+is logged (with the path) and the build goes on to return its results or raise
+``DbtBuildFailed`` as it would have.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from prefect_dbt_orchestrator import _logs
+from prefect_dbt_orchestrator._artifacts import create_summary_artifact, status_counts
+from prefect_dbt_orchestrator._run_results import FILE_NAME, run_results, write_atomically
+
+if TYPE_CHECKING:
+    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
+
+
+def finish_run(
+    orch: PrefectDbtOrchestrator, ctx: RunContext, results: dict[str, dict[str, Any]]
+) -> None:
+    """Log a one-line summary, create the summary artifact and write run_results.json."""
+    logger = _logs.run_logger()
+    counts = status_counts(results)
+    logger.info(
+        "dbt build finished: %d success, %d cached, %d error, %d skipped (%d warn) of %d node(s)",
+        counts["success"], counts["cached"], counts["error"], counts["skipped"], counts["warn"],
+        counts["total"],
+    )
+    if orch.create_summary_artifact:
+        create_summary_artifact(results, ctx.manifest)
+    if orch.write_run_results:
+        path = ctx.settings.resolved_target_path() / FILE_NAME
+        try:
+            document = run_results(
+                results, ctx.manifest, invocation_id=_invocation_id(), args=_dbt_args(ctx)
+            )
+            write_atomically(path, document)
+        except Exception as exc:
+            logger.error("Could not write %s: %s: %s", path, type(exc).__name__, exc)
+        else:
+            logger.info("Wrote %s", path)
+
+
+def _invocation_id() -> str:
+    """The flow run's id when there is one, so the file points back to the run."""
+    from prefect.context import FlowRunContext
+
+    flow_ctx = FlowRunContext.get()
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        return str(flow_ctx.flow_run.id)
+    return str(uuid.uuid4())
+
+
+def _dbt_args(ctx: RunContext) -> dict[str, Any]:
+    """The flags ``dbt retry`` replays: the ones that change what a node builds."""
+    args: dict[str, Any] = {
+        "project_dir": str(ctx.settings.project_dir),
+        "target_path": str(ctx.settings.resolved_target_path()),
+    }
+    if ctx.settings.profiles_dir is not None:
+        args["profiles_dir"] = str(ctx.settings.profiles_dir)
+    if ctx.target:
+        args["target"] = ctx.target
+    if ctx.vars:
+        args["vars"] = dict(ctx.vars)
+    if ctx.full_refresh:
+        args["full_refresh"] = True
+    return args
