@@ -11,6 +11,7 @@ of our job) and adopts what it finds. A lost answer therefore never creates a se
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -399,10 +400,12 @@ def _error_for_response(response: httpx.Response, attempts: int) -> CloudAPIErro
         body = None
     said = user_message(body)
     details = body.get("data") if isinstance(body, dict) else None
-    where = f"{request.method} {request.url}"
-    heard = f"HTTP {code} on {where}" + (f": {said}" if said else "")
+    told = [said.rstrip(". ")] if said else []
     if isinstance(details, dict) and details:
-        heard += f" {details}"
+        told.append(json.dumps(details, sort_keys=True, default=str))
+    heard = f"HTTP {code} to {request.method} {request.url}"
+    if told:
+        heard += f" ({'; '.join(told)})"
     kind: type[CloudAPIError]
     if code == 401:
         kind, advice = AuthenticationError, "check the API key / account id"
@@ -429,7 +432,7 @@ def _error_for_response(response: httpx.Response, attempts: int) -> CloudAPIErro
     else:
         kind, advice = InvalidRequestError, "dbt Cloud refused the request as invalid"
     return kind(
-        f"dbt Cloud answered {heard}. {advice[0].upper()}{advice[1:]}.",
+        f"dbt Cloud answered {heard}: {advice}.",
         status_code=code,
         method=request.method,
         url=str(request.url),

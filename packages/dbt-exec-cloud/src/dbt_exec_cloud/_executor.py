@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from dbt_graph import (
+    Command,
     ErrorInfo,
     ExecutionRequest,
     ExecutionResult,
@@ -44,6 +45,8 @@ from dbt_exec_cloud._steps import dbt_step, job_name, selectors_for
 
 logger = logging.getLogger("dbt_exec_cloud")
 
+#: Commands that would add the tests of selected models unless told not to.
+_TESTING = frozenset({Command.BUILD, Command.TEST})
 #: dbt Cloud's default job threads, sent when a job's settings must be given at all.
 _DEFAULT_THREADS = 4
 
@@ -242,6 +245,7 @@ class DbtCloudExecutor:
                 selectors_for(request.nodes, manifest),
                 threads=self.threads,
                 full_refresh=request.full_refresh,
+                indirect_selection="empty" if request.command in _TESTING else None,
                 vars=request.vars,
                 extra_args=request.extra_args,
             )

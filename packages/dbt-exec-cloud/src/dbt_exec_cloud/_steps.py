@@ -37,6 +37,7 @@ def dbt_step(
     *,
     threads: int | None = None,
     full_refresh: bool = False,
+    indirect_selection: str | None = None,
     vars: Mapping[str, Any] | None = None,
     extra_args: Iterable[str] = (),
 ) -> str:
@@ -47,6 +48,8 @@ def dbt_step(
         selectors: ``--select`` values, one per node.
         threads: ``--threads N`` when set.
         full_refresh: Add ``--full-refresh`` (only for build, run and seed, which accept it).
+        indirect_selection: ``--indirect-selection`` mode, e.g. ``empty`` so that ``dbt build``
+            does not add the tests of selected models.
         vars: ``--vars`` as JSON, keys sorted.
         extra_args: Further arguments, passed through quoted.
 
@@ -61,6 +64,8 @@ def dbt_step(
         tokens += ["--threads", str(threads)]
     if full_refresh and command in _FULL_REFRESH_COMMANDS:
         tokens.append("--full-refresh")
+    if indirect_selection is not None:
+        tokens += ["--indirect-selection", indirect_selection]
     if vars:
         tokens += ["--vars", json.dumps(dict(vars), sort_keys=True, default=str)]
     tokens += list(extra_args)
