@@ -1,0 +1,516 @@
+"""``DbtCoreExecutor``: the executor contract, run by dbt-core in long-lived worker processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dbt_graph import (
+    ErrorInfo,
+    ExecutionRequest,
+    ExecutionResult,
+    NodeResult,
+    NodeStatus,
+    SelectionError,
+    SourceFreshness,
+)
+from filelock import FileLock
+
+from dbt_exec_core._cli_args import lift_vars, validate_extra_cli_args
+from dbt_exec_core._errors import FreshnessError, ManifestResolutionError
+from dbt_exec_core._manifests import (
+    ResolvedManifest,
+    manifest_dir,
+    read_record,
+    write_record,
+)
+from dbt_exec_core._project import ProjectPaths, canonical_vars, digest, fingerprint
+from dbt_exec_core._protocol import DEPS, FRESHNESS, PARSE, RUN, InvokeDone
+from dbt_exec_core._scheduler import Job, Lane, Scheduler
+
+logger = logging.getLogger("dbt_exec_core")
+
+_FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
+_SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
+#: Sent to dbt with every invocation: output is captured from events, not the console.
+_QUIET = ("--log-level", "none", "--no-use-colors")
+
+
+class DbtCoreExecutor:
+    """Runs dbt-core locally, per node or per wave, at close to ``dbt build`` speed.
+
+    Requests go to long-lived worker processes, each holding the parsed manifest and invoking
+    ``dbtRunner(manifest=...)``, so a request pays neither interpreter start-up nor parsing.
+    Requests that arrive together are coalesced into one dbt invocation when their nodes are
+    independent, and each caller gets its own nodes' results: per-node semantics at per-wave
+    cost. All DuckDB work on one database file goes through one worker (DuckDB admits a single
+    writing process), guarded across processes by a lock file next to the database.
+
+    Safe to call from several threads at once. Pickles as configuration only: a copy in another
+    process starts its own workers when first used.
+
+    Args:
+        settings: Any object with ``project_dir``, ``profiles_dir`` and ``target_path``
+            (``target_path`` may be relative to ``project_dir``).
+        threads: dbt ``--threads`` for every invocation; ``None`` uses the profile's, raised to
+            the number of requests coalesced into one invocation.
+        state_path: dbt ``--state`` directory.
+        defer: Pass ``--defer``.
+        defer_state_path: dbt ``--defer-state`` directory.
+        favor_state: Pass ``--favor-state``.
+        run_deps: Run ``dbt deps`` before ``dbt parse`` when a manifest must be (re)built.
+        target: The target for requests that name none (``None``: the profile's default).
+        vars: Vars for every request; a request's own vars override them key by key.
+        workers: Most worker processes (default: CPU count, at most 4). DuckDB work on one file
+            always uses one.
+        node_timeout_seconds: Timeout for requests that set none.
+        log_level: Lowest dbt event level kept in results' log lines.
+        coalesce_ms: How long a request waits for others to join its invocation.
+
+    Raises:
+        ProjectConfigError: A directory or its ``dbt_project.yml``/``profiles.yml`` is missing
+            (a ``ValueError``).
+        ValueError: ``threads``, ``workers`` or a timeout is not positive.
+
+    Example:
+        >>> executor = DbtCoreExecutor(settings)  # doctest: +SKIP
+        >>> manifest = load_manifest(executor.resolve_manifest())  # doctest: +SKIP
+        >>> node = manifest.node("model.shop.orders")  # doctest: +SKIP
+        >>> executor.execute(ExecutionRequest(command=Command.RUN, nodes=(node,)))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        threads: int | None = None,
+        state_path: str | Path | None = None,
+        defer: bool = False,
+        defer_state_path: str | Path | None = None,
+        favor_state: bool = False,
+        run_deps: bool = True,
+        *,
+        target: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+        workers: int | None = None,
+        node_timeout_seconds: float | None = None,
+        log_level: str = "info",
+        coalesce_ms: float = 5.0,
+    ) -> None:
+        for name, value in (
+            ("threads", threads),
+            ("workers", workers),
+            ("node_timeout_seconds", node_timeout_seconds),
+        ):
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        if coalesce_ms < 0:
+            raise ValueError(f"coalesce_ms must not be negative, got {coalesce_ms!r}")
+        self._paths = ProjectPaths.from_settings(settings)
+        self._threads = threads
+        self._state_path = _absolute(state_path)
+        self._defer = defer
+        self._defer_state_path = _absolute(defer_state_path)
+        self._favor_state = favor_state
+        self._run_deps = run_deps
+        self._target = target
+        self._vars = dict(vars or {})
+        self._workers = workers or min(4, os.cpu_count() or 1)
+        self._node_timeout = node_timeout_seconds
+        self._log_level = log_level
+        self._coalesce_ms = coalesce_ms
+        self._init_runtime()
+
+    # -- pickling: configuration only ----------------------------------------------------------
+
+    _RUNTIME = ("_lock", "_scheduler", "_resolved", "_key_locks", "_finalizer")
+
+    def _init_runtime(self) -> None:
+        self._lock = threading.Lock()
+        self._scheduler: Scheduler | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._resolved: dict[Path, ResolvedManifest] = {}
+        self._key_locks: dict[Path, threading.Lock] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._RUNTIME}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_runtime()
+
+    def __repr__(self) -> str:
+        return (
+            f"DbtCoreExecutor(project_dir={str(self._paths.project_dir)!r}, "
+            f"target={self._target!r}, workers={self._workers})"
+        )
+
+    @property
+    def paths(self) -> ProjectPaths:
+        """The project's validated directories."""
+        return self._paths
+
+    # -- manifest ------------------------------------------------------------------------------
+
+    def resolve_manifest(
+        self, *, target: str | None = None, vars: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Return a manifest.json parsed for exactly this project state, target and vars.
+
+        An existing manifest is reused only while its fingerprint (project files, profile,
+        target, vars, referenced environment variables, dbt version) still matches; otherwise
+        ``dbt deps`` (unless ``run_deps=False``) and ``dbt parse`` run in a worker.
+
+        Raises:
+            ManifestResolutionError: ``dbt deps`` or ``dbt parse`` failed; the message is dbt's.
+        """
+        return self._resolve(target, vars, check=True).manifest_path
+
+    def _resolve(
+        self, target: str | None, vars: Mapping[str, Any] | None, *, check: bool
+    ) -> ResolvedManifest:
+        target = target if target is not None else self._target
+        merged = {**self._vars, **(vars or {})}
+        directory = manifest_dir(self._paths.target_path, target, merged)
+        with self._lock:
+            known = self._resolved.get(directory)
+            key_lock = self._key_locks.setdefault(directory, threading.Lock())
+        if known is not None and not check:
+            return known
+        with key_lock:
+            directory.mkdir(parents=True, exist_ok=True)
+            # Another process may be resolving the same manifest.
+            with FileLock(str(directory / ".resolve.lock")):
+                current = fingerprint(self._paths, target=target, vars=merged)
+                record = read_record(directory)
+                if not _reusable(record, current, directory):
+                    record = self._parse(directory, target, merged)
+                resolved = ResolvedManifest.from_record(directory, record)
+            with self._lock:
+                known = self._resolved.get(directory)
+                if known is not None and known.digest == resolved.digest:
+                    return known
+                self._resolved[directory] = resolved
+            return resolved
+
+    def _parse(self, directory: Path, target: str | None, vars: Mapping[str, Any]) -> dict:
+        common = [
+            "--project-dir",
+            str(self._paths.project_dir),
+            "--profiles-dir",
+            str(self._paths.profiles_dir),
+            *_QUIET,
+            "--log-level-file",
+            "none",
+        ]
+        if vars:
+            common += ["--vars", canonical_vars(vars)]
+        scheduler = self._get_scheduler()
+        if self._run_deps:
+            done = scheduler.submit(
+                Job(kind=DEPS, args=("deps", *common), environ=dict(os.environ))
+            ).result()
+            if not done.success:
+                message = done.error.message if done.error else "dbt deps failed"
+                raise ManifestResolutionError(
+                    f"`dbt deps` failed in {self._paths.project_dir}: {message}",
+                    command="deps",
+                    dbt_message=message,
+                )
+        current = fingerprint(self._paths, target=target, vars=vars)  # after deps installed
+        current_digest = digest(current)
+        args = ["parse", *common, "--target-path", str(directory)]
+        if target:
+            args += ["--target", target]
+        done = scheduler.submit(
+            Job(
+                kind=PARSE,
+                args=tuple(args),
+                environ=dict(os.environ),
+                pickle_to=str(directory / "manifest.pickle"),
+                digest=current_digest,
+            )
+        ).result()
+        if not done.success or not (directory / "manifest.json").is_file():
+            message = done.error.message if done.error else "dbt parse wrote no manifest.json"
+            raise ManifestResolutionError(
+                f"`dbt parse` failed for target {target or '(profile default)'}: {message}",
+                command="parse",
+                dbt_message=message,
+            )
+        record = {
+            "fingerprint": current,
+            "digest": current_digest,
+            "adapter_type": done.info.get("adapter_type"),
+            "duckdb_path": done.info.get("duckdb_path"),
+            "threads": done.info.get("threads"),
+            "parsed_at": datetime.now(UTC).isoformat(),
+        }
+        write_record(directory, record)
+        return record
+
+    # -- execution -----------------------------------------------------------------------------
+
+    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run dbt for the request's nodes and return one result per requested node.
+
+        A failing node never raises: it is a result with dbt's status (``error``, ``fail``...).
+        ``warn`` tests stay ``warn``, nodes dbt skipped stay ``skipped``, and a node dbt did not
+        report is ``error``, never success.
+
+        Raises:
+            InvalidCliArgsError: ``request.extra_args`` holds a blocked or first-class flag.
+            ManifestResolutionError: The manifest had to be parsed and parsing failed.
+        """
+        started = datetime.now(UTC)
+        extra, lifted = lift_vars(validate_extra_cli_args(request.extra_args))
+        vars = {**(request.vars or {}), **(lifted or {})}
+        resolved = self._resolve(request.target, vars, check=False)
+        ids = tuple(dict.fromkeys(request.node_ids))
+        selectors: dict[str, str] = {}
+        results: dict[str, NodeResult] = {}
+        for uid in ids:
+            try:
+                selectors[uid] = resolved.selector(uid)
+            except (KeyError, SelectionError) as exc:
+                message = f"dbt cannot select this node: {exc}"
+                results[uid] = NodeResult(
+                    unique_id=uid,
+                    status=NodeStatus.ERROR,
+                    message=message,
+                    error=ErrorInfo(type=type(exc).__name__, message=message),
+                )
+        if not selectors:
+            return ExecutionResult(
+                results=results, started_at=started, completed_at=datetime.now(UTC)
+            )
+        environ = dict(os.environ)
+        lane = Lane(
+            manifest=resolved.ref,
+            target=resolved.target,
+            vars_json=canonical_vars(resolved.vars),
+            extra_args=extra,
+            env_digest=_env_digest(environ),
+            duckdb_path=resolved.duckdb_path,
+            profile_threads=resolved.profile_threads,
+        )
+        command = request.command.value
+        job = Job(
+            kind=RUN,
+            node_ids=ids,
+            lane=lane,
+            command=command,
+            selectors=selectors,
+            full_refresh=request.full_refresh if command in _FULL_REFRESH_COMMANDS else None,
+            timeout=request.timeout_seconds or self._node_timeout,
+            environ=environ,
+            related=resolved.related(selectors),
+        )
+        job.results.update(results)
+        result: ExecutionResult = self._get_scheduler().submit(job).result()
+        return ExecutionResult(
+            results=result.results,
+            started_at=min(started, result.started_at),
+            completed_at=result.completed_at,
+            error=result.error,
+            logs=result.logs,
+            invocation_args=_display_args(result.invocation_args),
+        )
+
+    # -- freshness -----------------------------------------------------------------------------
+
+    def source_freshness(
+        self,
+        sources: Sequence[str],
+        *,
+        target: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, SourceFreshness]:
+        """Run ``dbt source freshness`` for exactly these sources.
+
+        Args:
+            sources: Source unique_ids (``source.shop.shop_app.orders``).
+            target: The target (``None``: the executor's).
+            vars: Vars.
+
+        Returns:
+            Freshness by unique_id, for every requested source dbt checked (sources without a
+            freshness configuration are not checked and so are absent).
+
+        Raises:
+            FreshnessError: dbt could not run the check at all.
+            KeyError: A unique_id is not a source of the manifest.
+        """
+        if not sources:
+            return {}
+        resolved = self._resolve(target, vars, check=False)
+        selectors = tuple(dict.fromkeys(resolved.selector(uid) for uid in sources))
+        args = [
+            "source",
+            "freshness",
+            "--project-dir",
+            str(self._paths.project_dir),
+            "--profiles-dir",
+            str(self._paths.profiles_dir),
+            *_QUIET,
+            "--log-level-file",
+            "none",
+            "--select",
+            *selectors,
+        ]
+        if resolved.target:
+            args += ["--target", resolved.target]
+        if resolved.vars:
+            args += ["--vars", canonical_vars(resolved.vars)]
+        done: InvokeDone = (
+            self._get_scheduler()
+            .submit(
+                Job(
+                    kind=FRESHNESS,
+                    args=tuple(args),
+                    manifest=resolved.ref,
+                    duckdb_path=resolved.duckdb_path,
+                    environ=dict(os.environ),
+                )
+            )
+            .result()
+        )
+        if not done.freshness and done.error is not None:
+            raise FreshnessError(f"`dbt source freshness` could not run: {done.error.message}")
+        wanted = set(sources)
+        return {uid: f for uid, f in done.freshness.items() if uid in wanted}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _get_scheduler(self) -> Scheduler:
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = Scheduler(
+                    max_workers=self._workers,
+                    log_level=self._log_level,
+                    window_seconds=self._coalesce_ms / 1000,
+                    run_args=_RunArgs(
+                        paths=self._paths,
+                        threads=self._threads,
+                        state_path=self._state_path,
+                        defer=self._defer,
+                        defer_state_path=self._defer_state_path,
+                        favor_state=self._favor_state,
+                    ),
+                )
+                self._finalizer = weakref.finalize(self, self._scheduler.close)
+            return self._scheduler
+
+    def close(self) -> None:
+        """Stop the worker processes. The executor may be used again (workers restart)."""
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+            finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.detach()
+        if scheduler is not None:
+            scheduler.close()
+
+    def __enter__(self) -> DbtCoreExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class _RunArgs:
+    """Builds a run batch's dbt arguments (kept apart from the executor so the scheduler holds
+    no reference to it)."""
+
+    paths: ProjectPaths
+    threads: int | None
+    state_path: Path | None
+    defer: bool
+    defer_state_path: Path | None
+    favor_state: bool
+
+    def __call__(
+        self, command: str, selectors: tuple[str, ...], lane: Lane, full_refresh: bool, jobs: int
+    ) -> tuple[str, ...]:
+        args = [
+            command,
+            "--project-dir",
+            str(self.paths.project_dir),
+            "--profiles-dir",
+            str(self.paths.profiles_dir),
+            *_QUIET,
+            # Per-node runs need neither the JSON artifacts nor dbt's usage tracking.
+            "--no-write-json",
+        ]
+        if not _has_flag(lane.extra_args, "--log-level-file"):
+            args += ["--log-level-file", "none"]
+        if "DBT_SEND_ANONYMOUS_USAGE_STATS" not in os.environ:
+            args.append("--no-send-anonymous-usage-stats")
+        args += ["--select", *selectors, "--indirect-selection", "empty"]
+        if lane.target:
+            args += ["--target", lane.target]
+        if lane.vars_json != "{}":
+            args += ["--vars", lane.vars_json]
+        threads = self.threads
+        if threads is None and jobs > 1:
+            threads = max(jobs, lane.profile_threads or 1)
+        if threads is not None:
+            args += ["--threads", str(threads)]
+        if full_refresh and command in _FULL_REFRESH_COMMANDS:
+            args.append("--full-refresh")
+        if self.state_path is not None:
+            args += ["--state", str(self.state_path)]
+        if self.defer:
+            args.append("--defer")
+        if self.defer_state_path is not None:
+            args += ["--defer-state", str(self.defer_state_path)]
+        if self.favor_state:
+            args.append("--favor-state")
+        return (*args, *lane.extra_args)
+
+
+def _absolute(path: str | Path | None) -> Path | None:
+    return Path(path).expanduser().resolve() if path is not None else None
+
+
+def _reusable(
+    record: Mapping[str, Any] | None, current: Mapping[str, Any], directory: Path
+) -> bool:
+    return (
+        record is not None
+        and record.get("fingerprint") == current
+        and (directory / "manifest.json").is_file()
+        and (directory / "manifest.pickle").is_file()
+    )
+
+
+def _env_digest(environ: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(sorted(environ.items())).encode()).hexdigest()
+
+
+def _has_flag(args: Sequence[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def _display_args(args: Sequence[str]) -> tuple[str, ...]:
+    """Arguments for display: values of secret-looking vars are masked."""
+    out = list(args)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--vars":
+            try:
+                values = json.loads(out[i + 1])
+            except ValueError:
+                continue
+            masked = {k: "***" if _SECRET_KEY.search(str(k)) else v for k, v in values.items()}
+            out[i + 1] = json.dumps(masked, sort_keys=True)
+    return tuple(out)

@@ -1,0 +1,495 @@
+"""Routing requests to worker processes, coalescing those that arrive together.
+
+Callers (threads) submit :class:`Job` objects and wait on their future. One dispatcher thread
+hands pending jobs to idle workers:
+
+* A job waits a few milliseconds after it arrives (the coalescing window); then every pending
+  job of the same :class:`Lane` (same manifest, vars, extra args, environment, compatible
+  ``--full-refresh``) whose nodes are independent of the batch's nodes (no node of one is an
+  ancestor of a node of another) joins it, and the batch becomes one dbt invocation. Because the
+  requests are independent, dbt's skip-downstream-of-failure rule can only act *within* one
+  caller's own nodes, never across callers.
+* All work on one DuckDB file goes to one worker (DuckDB admits one writing process); its
+  parallelism comes from dbt's threads inside the coalesced invocation. Other adapters use up
+  to ``max_workers`` processes, started on demand.
+* A job on a non-DuckDB lane is answered as soon as dbt reports its last node (the worker
+  streams ``NodeFinished``), so a caller's next request can start on another worker. DuckDB
+  jobs are answered when the invocation ends and the database file is closed again.
+* A job past its deadline stops its worker: the worker cancels its open database queries, is
+  killed and replaced; the job's unfinished nodes become ``error`` results, other jobs of the
+  batch go back to the queue.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from dbt_graph import ErrorInfo, ExecutionResult, LogLine, NodeResult, NodeStatus
+
+from dbt_exec_core._errors import WorkerError
+from dbt_exec_core._pool import WorkerHandle
+from dbt_exec_core._protocol import (
+    RUN,
+    Cancel,
+    Cancelled,
+    Invoke,
+    InvokeDone,
+    ManifestRef,
+    NodeDone,
+    Ready,
+)
+
+logger = logging.getLogger("dbt_exec_core")
+
+#: How long to wait for a worker to cancel its queries before it is killed.
+_CANCEL_GRACE_SECONDS = 3.0
+_NOT_REPORTED = "dbt did not report a result for this node"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lane:
+    """What requests must share to be coalesced into one dbt invocation."""
+
+    manifest: ManifestRef
+    target: str | None
+    vars_json: str
+    extra_args: tuple[str, ...]
+    env_digest: str
+    duckdb_path: str | None
+    profile_threads: int | None
+
+
+@dataclass(eq=False, kw_only=True)
+class Job:
+    """One caller's request, as the scheduler tracks it.
+
+    Attributes:
+        kind: ``run``, ``deps``, ``parse`` or ``freshness``.
+        lane: For ``run`` jobs, the coalescing lane.
+        command: For ``run`` jobs, the dbt command.
+        node_ids: The requested nodes, in order.
+        selectors: ``--select`` value per requested node dbt can address.
+        full_refresh: ``True``/``False``, or ``None`` when the command ignores it.
+        timeout: Seconds from dispatch, or ``None``.
+        environ: The caller's environment.
+        args: For jobs other than ``run``: the complete dbt arguments.
+        manifest: For jobs other than ``run``: the manifest to invoke with, if any.
+        duckdb_path: The DuckDB file the job touches, if any.
+        pickle_to / digest: For ``parse`` jobs.
+        depends: ``node_ids -> ancestors and descendants``, to check independence.
+    """
+
+    kind: str
+    node_ids: tuple[str, ...] = ()
+    lane: Lane | None = None
+    command: str | None = None
+    selectors: Mapping[str, str] = field(default_factory=dict)
+    full_refresh: bool | None = None
+    timeout: float | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    args: tuple[str, ...] = ()
+    manifest: ManifestRef | None = None
+    duckdb_path: str | None = None
+    pickle_to: str | None = None
+    digest: str | None = None
+    related: frozenset[str] = frozenset()
+    future: Future[Any] = field(default_factory=Future)
+    # state, guarded by the scheduler's lock
+    results: dict[str, NodeResult] = field(default_factory=dict)
+    remaining: set[str] = field(default_factory=set)
+    started_at: datetime | None = None
+    submitted: float = 0.0
+    deadline: float | None = None
+    invocation_args: tuple[str, ...] = ()
+
+
+@dataclass(eq=False)
+class _Batch:
+    id: int
+    worker: WorkerHandle
+    jobs: list[Job]
+    args: tuple[str, ...]
+    early: bool
+    requested: frozenset[str] = frozenset()
+    timed_out: list[Job] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+class Scheduler:
+    """Owns the worker processes and the dispatcher thread of one executor.
+
+    Args:
+        max_workers: Most worker processes at once (DuckDB lanes use one per file).
+        log_level: Lowest dbt event level captured into results.
+        window_seconds: The coalescing window.
+        run_args: Builds a ``run`` batch's dbt arguments from ``(command, selectors, lane,
+            full_refresh, jobs_in_batch)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_workers: int,
+        log_level: str,
+        window_seconds: float,
+        run_args: Callable[[str, tuple[str, ...], Lane, bool, int], tuple[str, ...]],
+    ) -> None:
+        self._max_workers = max(1, max_workers)
+        self._log_level = log_level
+        self._window = window_seconds
+        self._run_args = run_args
+        self._cond = threading.Condition()
+        self._pending: deque[Job] = deque()
+        self._workers: list[WorkerHandle] = []
+        self._pins: dict[str, WorkerHandle] = {}
+        self._batch_ids = itertools.count(1)
+        self._worker_ids = itertools.count()
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._loop, name="dbt-exec-core-dispatch", daemon=True
+        )
+        self._thread.start()
+
+    # -- callers -------------------------------------------------------------------------------
+
+    def submit(self, job: Job) -> Future[Any]:
+        """Queue a job; its future resolves to an :class:`ExecutionResult` (``run``) or the
+        worker's :class:`InvokeDone` (other kinds)."""
+        with self._cond:
+            if self._closed:
+                raise WorkerError("The executor's scheduler is closed.")
+            job.remaining = set(job.selectors) if job.kind == RUN else set()
+            job.submitted = time.monotonic()
+            self._pending.append(job)
+            self._cond.notify_all()
+        return job.future
+
+    def close(self) -> None:
+        """Stop the workers and the dispatcher; pending jobs fail with :class:`WorkerError`."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            pending, self._pending = list(self._pending), deque()
+            workers = list(self._workers)
+            self._cond.notify_all()
+        for job in pending:
+            if not job.future.done():
+                job.future.set_exception(WorkerError("The executor was closed."))
+        for worker in workers:
+            worker.stop()
+        self._thread.join(5)
+
+    # -- dispatcher ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                wake = self._check_timeouts(now)
+                dispatch_wake = self._dispatch(now)
+                waits = [w for w in (wake, dispatch_wake) if w is not None]
+                self._cond.wait(timeout=min(waits) if waits else None)
+
+    def _dispatch(self, now: float) -> float | None:
+        wake: float | None = None
+        for job in list(self._pending):
+            if job not in self._pending:
+                continue  # taken into an earlier batch of this pass
+            worker = self._worker_for(job)
+            if worker is None:
+                continue
+            if job.kind == RUN:
+                age = now - job.submitted
+                if age < self._window:
+                    remaining = self._window - age
+                    wake = remaining if wake is None else min(wake, remaining)
+                    continue
+                batch_jobs = self._coalesce(job)
+            else:
+                batch_jobs = [job]
+            self._start(worker, batch_jobs, now)
+        return wake
+
+    def _coalesce(self, first: Job) -> list[Job]:
+        jobs = [first]
+        related = set(first.related)
+        nodes = set(first.remaining)
+        full_refresh = first.full_refresh
+        for other in self._pending:
+            if other is first or other.kind != RUN or other.lane != first.lane:
+                continue
+            if (
+                full_refresh is not None
+                and other.full_refresh is not None
+                and other.full_refresh != full_refresh
+            ):
+                continue
+            if related & other.remaining or nodes & other.related:
+                continue
+            jobs.append(other)
+            related |= other.related
+            nodes |= other.remaining
+            if full_refresh is None:
+                full_refresh = other.full_refresh
+        return jobs
+
+    def _worker_for(self, job: Job) -> WorkerHandle | None:
+        path = job.lane.duckdb_path if job.lane is not None else job.duckdb_path
+        if path is not None:
+            pinned = self._pins.get(path)
+            if pinned is not None and not pinned.dying:
+                return pinned if pinned.batch is None else None
+            idle = self._idle(job) or self._spawn()
+            if idle is not None:
+                self._pins[path] = idle
+            return idle
+        return self._idle(job) or self._spawn()
+
+    def _idle(self, job: Job) -> WorkerHandle | None:
+        pinned = set(self._pins.values())
+        idle = [w for w in self._workers if w.batch is None and not w.dying]
+        if not idle:
+            return None
+        key = job.lane.manifest.key if job.lane is not None else None
+        # Prefer a worker that already holds the manifest, then one no DuckDB file needs.
+        idle.sort(key=lambda w: (key not in w.keys, w in pinned))
+        return idle[0]
+
+    def _spawn(self) -> WorkerHandle | None:
+        live = [w for w in self._workers if not w.dying]
+        if len(live) >= self._max_workers:
+            return None
+        worker = WorkerHandle(
+            next(self._worker_ids),
+            log_level=self._log_level,
+            on_message=self._on_message,
+            on_exit=self._on_exit,
+        )
+        self._workers.append(worker)
+        return worker
+
+    def _start(self, worker: WorkerHandle, jobs: list[Job], now: float) -> None:
+        batch_id = next(self._batch_ids)
+        first = jobs[0]
+        if first.kind == RUN:
+            assert first.lane is not None
+            commands = {j.command for j in jobs}
+            command = commands.pop() if len(commands) == 1 else "build"
+            selectors = tuple(
+                dict.fromkeys(
+                    j.selectors[uid] for j in jobs for uid in j.node_ids if uid in j.remaining
+                )
+            )
+            full_refresh = any(j.full_refresh for j in jobs)
+            args = self._run_args(
+                command or "build", selectors, first.lane, full_refresh, len(jobs)
+            )
+            requested = frozenset(uid for j in jobs for uid in j.remaining)
+            manifest = first.lane.manifest
+            path = first.lane.duckdb_path
+        else:
+            args, requested, manifest, path = (
+                first.args,
+                frozenset(),
+                first.manifest,
+                first.duckdb_path,
+            )
+        invoke = Invoke(
+            batch_id=batch_id,
+            kind=first.kind,
+            args=args,
+            manifest=manifest,
+            requested=requested,
+            environ=dict(first.environ),
+            duckdb_lock=f"{path}.dbt-exec-core.lock" if path else None,
+            pickle_to=first.pickle_to,
+            digest=first.digest,
+        )
+        batch = _Batch(
+            batch_id,
+            worker,
+            jobs,
+            args,
+            early=first.kind == RUN and path is None,
+            requested=requested,
+        )
+        for job in jobs:
+            self._pending.remove(job)
+            job.started_at = job.started_at or datetime.now(UTC)
+            job.deadline = now + job.timeout if job.timeout is not None else None
+            job.invocation_args = args
+        worker.batch = batch
+        if manifest is not None:
+            worker.keys.add(manifest.key)
+        try:
+            worker.send(invoke)
+        except OSError:
+            # The worker died before we noticed; on_exit requeues nothing (batch detached).
+            worker.batch = None
+            worker.dying = True
+            for job in reversed(jobs):
+                self._pending.appendleft(job)
+
+    # -- worker messages (reader threads) -------------------------------------------------------
+
+    def _on_message(self, worker: WorkerHandle, message: Any) -> None:
+        with self._cond:
+            batch = worker.batch
+            if isinstance(message, Ready):
+                return
+            if batch is None or getattr(message, "batch_id", None) != batch.id:
+                return
+            if isinstance(message, NodeDone):
+                self._node_done(batch, message.result)
+            elif isinstance(message, InvokeDone):
+                self._invoke_done(batch, message)
+                worker.batch = None
+                self._cond.notify_all()
+            elif isinstance(message, Cancelled):
+                batch.cancelled.set()
+
+    def _node_done(self, batch: _Batch, result: NodeResult) -> None:
+        for job in list(batch.jobs):
+            if result.unique_id in job.remaining:
+                job.results[result.unique_id] = result
+                job.remaining.discard(result.unique_id)
+                if batch.early and not job.remaining:
+                    batch.jobs.remove(job)
+                    self._complete(job, error=None, logs=())
+
+    def _invoke_done(self, batch: _Batch, done: InvokeDone) -> None:
+        extra = sorted(set(done.results) - batch.requested)
+        if extra and batch.jobs and batch.jobs[0].kind == RUN:
+            logger.warning(
+                "dbt ran nodes that were not requested (the selectors matched more than asked): %s",
+                ", ".join(extra),
+            )
+        for job in batch.jobs:
+            if job.kind != RUN:
+                job.future.set_result(done)
+                continue
+            for uid in list(job.remaining):
+                if uid in done.results:
+                    job.results[uid] = done.results[uid]
+                    job.remaining.discard(uid)
+            self._complete(job, error=done.error, logs=done.logs)
+        batch.jobs = []
+
+    def _on_exit(self, worker: WorkerHandle) -> None:
+        with self._cond:
+            if worker in self._workers:
+                self._workers.remove(worker)
+            for path, pinned in list(self._pins.items()):
+                if pinned is worker:
+                    del self._pins[path]
+            batch, worker.batch = worker.batch, None
+            if batch is not None:
+                code = worker.process.returncode
+                for job in batch.timed_out:
+                    assert job.timeout is not None
+                    self._complete(job, error=_timeout_error(job.timeout), logs=())
+                crash = ErrorInfo(
+                    type="WorkerError",
+                    message=f"The dbt worker process exited unexpectedly (exit code {code}) "
+                    "before dbt reported this node.",
+                )
+                for job in batch.jobs:
+                    if job.kind == RUN:
+                        self._complete(job, error=crash, logs=())
+                    else:
+                        job.future.set_result(
+                            InvokeDone(batch_id=batch.id, success=False, error=crash)
+                        )
+            self._cond.notify_all()
+
+    # -- timeouts --------------------------------------------------------------------------------
+
+    def _check_timeouts(self, now: float) -> float | None:
+        wake: float | None = None
+        for worker in list(self._workers):
+            batch = worker.batch
+            if batch is None or worker.dying:
+                continue
+            expired = [j for j in batch.jobs if j.deadline is not None and j.deadline <= now]
+            if not expired:
+                for job in batch.jobs:
+                    if job.deadline is not None:
+                        left = job.deadline - now
+                        wake = left if wake is None else min(wake, left)
+                continue
+            batch.timed_out = expired
+            # The others did nothing wrong: run their unfinished nodes again elsewhere.
+            for job in reversed([j for j in batch.jobs if j not in expired]):
+                job.submitted = now - self._window
+                self._pending.appendleft(job)
+            batch.jobs = []
+            worker.dying = True
+            threading.Thread(
+                target=self._stop_worker,
+                args=(worker, batch),
+                daemon=True,
+                name=f"dbt-exec-core-timeout-{batch.id}",
+            ).start()
+        return wake
+
+    @staticmethod
+    def _stop_worker(worker: WorkerHandle, batch: _Batch) -> None:
+        try:
+            worker.send(Cancel(batch.id))
+            batch.cancelled.wait(_CANCEL_GRACE_SECONDS)
+        except OSError:
+            pass
+        worker.kill()
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _complete(self, job: Job, *, error: ErrorInfo | None, logs: tuple[LogLine, ...]) -> None:
+        if job.future.done():
+            return
+        for uid in job.remaining:
+            job.results[uid] = _missing(uid, error)
+        job.remaining = set()
+        completed = datetime.now(UTC)
+        job.future.set_result(
+            ExecutionResult(
+                results={uid: job.results[uid] for uid in job.node_ids},
+                started_at=job.started_at or completed,
+                completed_at=completed,
+                error=error,
+                logs=tuple(logs),
+                invocation_args=job.invocation_args,
+            )
+        )
+
+
+def _timeout_error(timeout: float) -> ErrorInfo:
+    return ErrorInfo(
+        type="TimeoutError",
+        message=f"Timed out after {timeout:g}s: dbt was stopped before this node finished (its "
+        "worker process was killed and its open database queries cancelled).",
+    )
+
+
+def _missing(unique_id: str, error: ErrorInfo | None) -> NodeResult:
+    if error is not None and error.type == "TimeoutError":
+        message = error.message
+    elif error is not None:
+        message = f"{_NOT_REPORTED}: {error.message}"
+    else:
+        message = _NOT_REPORTED
+    return NodeResult(
+        unique_id=unique_id,
+        status=NodeStatus.ERROR,
+        message=message,
+        error=ErrorInfo(type=error.type if error else "NotReported", message=message),
+    )

@@ -1,0 +1,345 @@
+"""The worker process: one long-lived Python process that runs dbt invocations one at a time.
+
+Started as ``python -m dbt_exec_core._worker READ_FD WRITE_FD CONFIG_JSON`` (a fresh interpreter,
+so the caller's ``__main__`` is never re-imported). It imports dbt once, keeps parsed manifests
+in memory and invokes ``dbtRunner(manifest=...)`` for every request, so an invocation pays
+neither interpreter start-up nor parsing. dbt-core is not safe to invoke concurrently in one
+process; the executor never sends a second invocation before the first is done.
+
+Two threads: the main thread runs dbt; a listener thread reads the pipe, queues invocations and
+handles :class:`~dbt_exec_core._protocol.Cancel` at once (dbt's own query cancellation, e.g.
+``pg_terminate_backend`` on PostgreSQL), and exits the process when the parent goes away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import queue
+import signal
+import sys
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from dbt_graph import ErrorInfo, LogLine, NodeResult
+
+from dbt_exec_core import _convert, _speedups
+from dbt_exec_core._protocol import (
+    DEPS,
+    FRESHNESS,
+    PARSE,
+    Cancel,
+    Cancelled,
+    Invoke,
+    InvokeDone,
+    NodeDone,
+    Ready,
+    Stop,
+)
+
+#: How many parsed manifests (targets/vars) a worker keeps in memory.
+_KEPT_MANIFESTS = 3
+#: Node attributes dbt's compiler sets in place; they are reset before every invocation because
+#: dbt trusts them (a node whose ephemeral CTEs were injected once is never injected again, so a
+#: reused manifest would run the second invocation's SQL without its CTEs).
+_COMPILE_STATE = (
+    "compiled",
+    "compiled_code",
+    "extra_ctes_injected",
+    "extra_ctes",
+    "_pre_injected_sql",
+    "compiled_path",
+    "relation_name",
+)
+
+
+class _Capture:
+    """What one invocation's events produced."""
+
+    def __init__(self, batch_id: int, requested: frozenset[str], manifest: Any) -> None:
+        self.batch_id = batch_id
+        self.requested = requested
+        self.manifest = manifest
+        self.node_logs: dict[str, list[LogLine]] = {}
+        self.logs: list[LogLine] = []
+        self.lock = threading.Lock()
+
+
+class _LoadedManifest:
+    def __init__(self, digest: str, manifest: Any) -> None:
+        self.digest = digest
+        self.manifest = manifest
+        self.pristine = [
+            (node, {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)})
+            for node in manifest.nodes.values()
+        ]
+
+    def reset_compile_state(self) -> None:
+        for node, state in self.pristine:
+            for attr, value in state.items():
+                setattr(node, attr, _copy(value))
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+class Worker:
+    """Runs the invocations the parent sends over ``conn_in``; replies on ``conn_out``."""
+
+    def __init__(self, conn_in: Connection, conn_out: Connection, config: Mapping[str, Any]):
+        self._in = conn_in
+        self._out = conn_out
+        self._send_lock = threading.Lock()
+        self._inbox: queue.Queue[Invoke | None] = queue.Queue()
+        self._min_rank = _convert.level_rank(str(config.get("log_level", "info")))
+        self._work_dir = str(config["work_dir"])
+        self._manifests: OrderedDict[str, _LoadedManifest] = OrderedDict()
+        self._capture: _Capture | None = None
+
+    def serve(self) -> None:
+        """Import dbt, then run invocations until told to stop or the parent goes away."""
+        threading.Thread(target=self._listen, name="dbt-exec-core-listener", daemon=True).start()
+        import dbt.cli.main  # noqa: F401  (the expensive import, paid once per worker)
+
+        _speedups.install()
+        self._send(Ready(pid=os.getpid()))
+        while True:
+            invoke = self._inbox.get()
+            if invoke is None:
+                return
+            try:
+                done = self._handle(invoke)
+            except BaseException as exc:  # a bug here must not leave the caller waiting
+                done = InvokeDone(
+                    batch_id=invoke.batch_id, success=False, error=ErrorInfo.from_exception(exc)
+                )
+            self._send(done)
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                message = self._in.recv()
+            except (EOFError, OSError):
+                os._exit(0)  # the parent is gone: nobody will read our results
+            if isinstance(message, Invoke):
+                self._inbox.put(message)
+            elif isinstance(message, Cancel):
+                self._cancel(message.batch_id)
+            elif isinstance(message, Stop):
+                self._inbox.put(None)
+                return
+
+    def _send(self, message: object) -> None:
+        with self._send_lock:
+            self._out.send(message)
+
+    def _handle(self, invoke: Invoke) -> InvokeDone:
+        os.environ.clear()
+        os.environ.update(invoke.environ)
+        loaded = None
+        if invoke.manifest is not None:
+            loaded = self._manifest(
+                invoke.manifest.key, invoke.manifest.digest, invoke.manifest.pickle_path
+            )
+            loaded.reset_compile_state()
+        args = list(invoke.args)
+        if invoke.kind not in (PARSE, DEPS):
+            # Every worker writes into a directory of its own: no races on run_results.json,
+            # compiled SQL or partial_parse.msgpack between concurrent invocations.
+            args += ["--target-path", self._work_dir]
+        capture = _Capture(invoke.batch_id, invoke.requested, loaded.manifest if loaded else None)
+        self._capture = capture
+        try:
+            if invoke.duckdb_lock:
+                from filelock import FileLock
+
+                with FileLock(invoke.duckdb_lock, thread_local=False):
+                    outcome = self._invoke(args, capture)
+            else:
+                outcome = self._invoke(args, capture)
+        finally:
+            self._capture = None
+        return self._finish(invoke, capture, outcome, loaded)
+
+    def _invoke(self, args: list[str], capture: _Capture) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        runner = dbtRunner(manifest=capture.manifest, callbacks=[self._on_event])
+        return runner.invoke(args)
+
+    def _finish(self, invoke: Invoke, capture: _Capture, outcome: Any, loaded: Any) -> InvokeDone:
+        error = None
+        if outcome.exception is not None:
+            error = ErrorInfo(
+                type=type(outcome.exception).__name__,
+                message=str(outcome.exception) or type(outcome.exception).__name__,
+            )
+        info: dict[str, Any] = {}
+        results: dict[str, NodeResult] = {}
+        freshness = {}
+        payload = outcome.result
+        if invoke.kind == PARSE and outcome.success and payload is not None:
+            info = self._store_parsed(invoke, payload)
+        elif invoke.kind == FRESHNESS and payload is not None:
+            for item in getattr(payload, "results", ()):
+                if getattr(item, "node", None) is not None:
+                    fresh = _convert.freshness_from_result(item)
+                    freshness[fresh.unique_id] = fresh
+        elif payload is not None and hasattr(payload, "results"):
+            for item in payload.results:
+                node = getattr(item, "node", None)
+                if node is None:
+                    continue
+                logs = capture.node_logs.get(node.unique_id, ())
+                results[node.unique_id] = _convert.result_from_run_result(item, logs)
+        if error is None and not outcome.success and invoke.kind in (PARSE, DEPS):
+            errors = [line.message for line in capture.logs if line.level == "error"]
+            error = ErrorInfo(
+                type="DbtError", message="\n".join(errors) or f"dbt {invoke.kind} failed"
+            )
+        return InvokeDone(
+            batch_id=invoke.batch_id,
+            success=bool(outcome.success),
+            results=results,
+            logs=tuple(capture.logs),
+            error=error,
+            info=info,
+            freshness=freshness,
+        )
+
+    def _on_event(self, event: Any) -> None:
+        capture = self._capture
+        if capture is None:
+            return
+        name = event.info.name
+        if name == "NodeFinished":
+            uid = event.data.node_info.unique_id
+            if uid in capture.requested:
+                node = None
+                if capture.manifest is not None:
+                    node = capture.manifest.nodes.get(uid)
+                with capture.lock:
+                    logs = list(capture.node_logs.get(uid, ()))
+                result = _convert.result_from_event(event, node, logs)
+                self._send(NodeDone(batch_id=capture.batch_id, result=result))
+            return
+        line = _convert.log_line(event, self._min_rank)
+        if line is None:
+            return
+        with capture.lock:
+            if line.node_id is None:
+                capture.logs.append(line)
+            else:
+                capture.node_logs.setdefault(line.node_id, []).append(line)
+
+    def _cancel(self, batch_id: int) -> None:
+        capture = self._capture
+        if capture is not None and capture.batch_id == batch_id:
+            try:
+                from dbt.adapters.factory import FACTORY
+
+                for adapter in list(FACTORY.adapters.values()):
+                    if adapter.is_cancelable():
+                        with adapter.connection_named("dbt-exec-core-cancel"):
+                            adapter.cancel_open_connections()
+            except Exception:  # the process is killed next; cancelling is best effort
+                pass
+        self._send(Cancelled(batch_id))
+
+    def _manifest(self, key: str, digest: str, pickle_path: str) -> _LoadedManifest:
+        loaded = self._manifests.get(key)
+        if loaded is None or loaded.digest != digest:
+            with open(pickle_path, "rb") as handle:
+                stored_digest, manifest = pickle.load(handle)
+            if stored_digest != digest:
+                raise RuntimeError(
+                    f"The manifest at {pickle_path} changed while it was being used (digest "
+                    f"{stored_digest}, expected {digest}); resolve the manifest again."
+                )
+            loaded = _LoadedManifest(digest, manifest)
+            self._manifests[key] = loaded
+        self._manifests.move_to_end(key)
+        while len(self._manifests) > _KEPT_MANIFESTS:
+            self._manifests.popitem(last=False)
+        return loaded
+
+    def _store_parsed(self, invoke: Invoke, manifest: Any) -> dict[str, Any]:
+        assert invoke.pickle_to is not None and invoke.digest is not None
+        target = Path(invoke.pickle_to)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".manifest-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            _pickle_manifest((invoke.digest, manifest), handle)
+        os.replace(tmp, target)
+        key = target.parent.name
+        self._manifests[key] = _LoadedManifest(invoke.digest, manifest)
+        return _adapter_info(manifest)
+
+
+def _pickle_manifest(payload: Any, handle: Any) -> None:
+    """Pickle a dbt Manifest by its public fields.
+
+    dbt's own ``Manifest.__reduce_ex__`` passes its fields positionally in an order that no
+    longer matches the class (dbt 1.11 added fields), which shifts the lookup caches into the
+    wrong attributes of the copy. Rebuilding from keyword arguments leaves the caches empty;
+    dbt rebuilds them on first use.
+    """
+    import copyreg
+    import dataclasses
+
+    from dbt.contracts.graph.manifest import Manifest
+
+    def reduce(manifest: Any) -> tuple[Any, tuple[dict[str, Any]]]:
+        state = {
+            f.name: getattr(manifest, f.name)
+            for f in dataclasses.fields(manifest)
+            if f.init and not f.name.startswith("_")
+        }
+        return _rebuild_manifest, (state,)
+
+    pickler = pickle.Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, Manifest: reduce}
+    pickler.dump(payload)
+
+
+def _rebuild_manifest(state: dict[str, Any]) -> Any:
+    from dbt.contracts.graph.manifest import Manifest
+
+    return Manifest(**state)
+
+
+def _adapter_info(manifest: Any) -> dict[str, Any]:
+    """What the parent needs to know about the target: adapter type, DuckDB file, threads."""
+    from dbt.adapters.factory import FACTORY
+
+    adapter_type = manifest.metadata.adapter_type
+    info: dict[str, Any] = {"adapter_type": adapter_type, "duckdb_path": None, "threads": None}
+    adapter = FACTORY.adapters.get(adapter_type) if adapter_type else None
+    config = getattr(adapter, "config", None)
+    if config is not None:
+        info["threads"] = getattr(config, "threads", None)
+        if adapter_type == "duckdb":
+            path = str(getattr(config.credentials, "path", "") or "")
+            if path and path != ":memory:" and not path.startswith("md:"):
+                info["duckdb_path"] = os.path.abspath(path)
+    return info
+
+
+def main(argv: list[str]) -> None:
+    """Entry point: ``READ_FD WRITE_FD CONFIG_JSON``."""
+    # The parent decides when work stops; Ctrl-C in a terminal reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    read_fd, write_fd, config = int(argv[0]), int(argv[1]), json.loads(argv[2])
+    conn_in = Connection(read_fd, writable=False)
+    conn_out = Connection(write_fd, readable=False)
+    Worker(conn_in, conn_out, config).serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
