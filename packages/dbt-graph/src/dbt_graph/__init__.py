@@ -8,6 +8,7 @@ Example:
     >>> plan = build_plan(manifest, select(manifest, "tag:daily"))  # doctest: +SKIP
 """
 
+from dbt_graph._addressing import node_selector
 from dbt_graph._errors import (
     CycleError,
     DbtGraphError,
@@ -46,6 +47,9 @@ from dbt_graph._nodes import (
     Node,
     ResourceType,
 )
+from dbt_graph._selection import select
+from dbt_graph._selector_spec import IndirectSelection
+from dbt_graph._state import SelectionState
 
 __all__ = [
     "RUNNABLE_TYPES",
@@ -62,6 +66,7 @@ __all__ = [
     "FreshnessStatus",
     "FreshnessThreshold",
     "Group",
+    "IndirectSelection",
     "LogLine",
     "Macro",
     "Manifest",
@@ -72,6 +77,7 @@ __all__ = [
     "NodeStatus",
     "ResourceType",
     "SelectionError",
+    "SelectionState",
     "SourceFreshness",
     "StateError",
     "TestStrategy",
@@ -80,5 +86,7 @@ __all__ = [
     "build_plan",
     "executable_parents",
     "load_manifest",
+    "node_selector",
     "parse_manifest",
+    "select",
 ]
