@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# No telemetry from the throwaway Prefect servers (there is no network here anyway).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SHOP = FIXTURES / "shop"
 
@@ -143,3 +147,12 @@ def shop_parsed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shop_manifest_path(shop_parsed: Path) -> Path:
     """The shop project's manifest.json."""
     return shop_parsed / "target" / "manifest.json"
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real Prefect server with a throwaway database, for tests that read runs back."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -1,1 +1,31 @@
-"""prefect-dbt-orchestrator."""
+"""prefect-dbt-orchestrator: Prefect drives dbt node by node.
+
+Example:
+    >>> from prefect_dbt_orchestrator import PrefectDbtOrchestrator, ExecutionMode  # doctest: +SKIP
+    >>> orchestrator = PrefectDbtOrchestrator(execution_mode=ExecutionMode.PER_NODE)  # doctest: +SKIP
+    >>> results = orchestrator.run_build(select="tag:daily")  # doctest: +SKIP
+"""
+
+from dbt_exec_cloud import DbtCloudExecutor
+from dbt_exec_core import DbtCoreExecutor
+from dbt_graph import TestStrategy
+
+from prefect_dbt_orchestrator._build_plan import BuildPlan
+from prefect_dbt_orchestrator._cloud import DbtCloudCredentials
+from prefect_dbt_orchestrator._config import CacheConfig, ExecutionMode
+from prefect_dbt_orchestrator._errors import DbtBuildFailed
+from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
+from prefect_dbt_orchestrator._settings import PrefectDbtSettings
+
+__all__ = [
+    "BuildPlan",
+    "CacheConfig",
+    "DbtBuildFailed",
+    "DbtCloudCredentials",
+    "DbtCloudExecutor",
+    "DbtCoreExecutor",
+    "ExecutionMode",
+    "PrefectDbtOrchestrator",
+    "PrefectDbtSettings",
+    "TestStrategy",
+]

@@ -1,0 +1,59 @@
+"""``BuildPlan``: what ``run_build()`` would do, without doing it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_graph import Wave
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """The result of ``PrefectDbtOrchestrator.plan()``.
+
+    Attributes:
+        waves: Execution waves in topological order; each holds nodes that can run in parallel.
+        node_count: Total nodes across all waves.
+        cache_predictions: ``"hit"``/``"miss"``/``"excluded"`` per node, or ``None`` without a
+            cache.
+        skipped_nodes: Nodes dropped by source-freshness checks: ``{id: {"status", "reason"}}``.
+            Nodes outside ``select``/``exclude`` are pruned, not listed.
+        estimated_parallelism: Width of the largest wave.
+        cache_reasons: For each predicted miss, why (``"SQL changed"``, ``"never ran"``...).
+    """
+
+    waves: tuple[Wave, ...]
+    node_count: int
+    cache_predictions: Mapping[str, str] | None = None
+    skipped_nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    estimated_parallelism: int = 0
+    cache_reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [
+            f"BuildPlan: {self.node_count} node(s) in {len(self.waves)} wave(s)"
+            f"  |  max parallelism = {self.estimated_parallelism}",
+            "",
+        ]
+        predictions = self.cache_predictions or {}
+        for wave in self.waves:
+            lines.append(f"  Wave {wave.number} ({len(wave.nodes)} node(s)):")
+            for node in wave.nodes:
+                kinds = [p for p in (node.resource_type.value, node.materialized) if p]
+                line = f"    - {node.unique_id} [{', '.join(kinds)}]"
+                prediction = predictions.get(node.unique_id)
+                if prediction:
+                    reasons = self.cache_reasons.get(node.unique_id)
+                    detail = f": {'; '.join(reasons)}" if prediction == "miss" and reasons else ""
+                    line += f" (cache: {prediction}{detail})"
+                lines.append(line)
+        if predictions:
+            counts = {k: sum(1 for v in predictions.values() if v == k) for k in ("hit", "miss")}
+            excluded = sum(1 for v in predictions.values() if v == "excluded")
+            lines += ["", f"  Cache: {counts['hit']} hit(s), {counts['miss']} miss(es), {excluded} excluded"]
+        if self.skipped_nodes:
+            lines += ["", f"  Skipped ({len(self.skipped_nodes)}):"]
+            lines += [f"    - {uid}: {info['reason']}" for uid, info in self.skipped_nodes.items()]
+        return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""Caching glue: dbt-cachekeys decides, Prefect storage keeps the results."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dbt_cachekeys import (
+    CachePolicy,
+    CacheSession,
+    CacheStatus,
+    KeySet,
+    KeyStore,
+    LocalKeyStore,
+    ProjectFiles,
+    compute_keys,
+    predict,
+)
+from dbt_graph import ExecutionPlan, Manifest, SourceFreshness
+
+from prefect_dbt_orchestrator._config import CacheConfig
+from prefect_dbt_orchestrator._settings import PrefectDbtSettings
+
+logger = logging.getLogger("prefect_dbt_orchestrator.cache")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What ``plan()`` shows for one node."""
+
+    outcome: str
+    reasons: tuple[str, ...] = ()
+
+
+class NodeCache:
+    """The cache of one ``run_build()``/``plan()`` call.
+
+    Keys come from :mod:`dbt_cachekeys` (own text, config, relation, macros, upstream keys,
+    target, vars, CLI args, full refresh). Hits are decided in the scheduling thread, when a node's
+    parents have resolved, by a :class:`dbt_cachekeys.CacheSession`; ``plan()`` replays the same
+    rules with :func:`dbt_cachekeys.predict`, so its predictions agree with the run.
+    """
+
+    def __init__(
+        self,
+        config: CacheConfig,
+        *,
+        keys: KeySet,
+        key_store: KeyStore,
+        plan: ExecutionPlan,
+        freshness: Mapping[str, SourceFreshness],
+        full_refresh: bool,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.key_store = key_store
+        self.full_refresh = full_refresh
+        self.policy = CachePolicy(
+            expiration=config.expiration,
+            use_source_freshness_expiration=config.use_source_freshness_expiration,
+            exclude_materializations=frozenset(config.exclude_materializations),
+            exclude_resource_types=frozenset(config.exclude_resource_types),
+        )
+        self.selected = [uid for uid in plan.nodes if uid in keys]
+        self.session = CacheSession(
+            keys, key_store, selected=self.selected, policy=self.policy, freshness=freshness
+        )
+        self._decisions: dict[str, CacheStatus] = {}
+
+    @classmethod
+    def create(
+        cls,
+        config: CacheConfig,
+        *,
+        manifest: Manifest,
+        settings: PrefectDbtSettings,
+        plan: ExecutionPlan,
+        freshness: Mapping[str, SourceFreshness],
+        full_refresh: bool,
+        target: str | None,
+        vars: Mapping[str, Any] | None,
+        extra_args: Sequence[str] = (),
+    ) -> NodeCache:
+        files = ProjectFiles(settings.project_dir, root_package=manifest.project_name)
+        keys = compute_keys(
+            manifest,
+            read_file=files,
+            target=target or default_target(settings),
+            vars=vars,
+            full_refresh=full_refresh,
+            cli_args=extra_args,
+        )
+        return cls(
+            config,
+            keys=keys,
+            key_store=key_store_for(config, manifest.project_name),
+            plan=plan,
+            freshness=freshness,
+            full_refresh=full_refresh,
+        )
+
+    @cached_property
+    def predictions(self) -> dict[str, Prediction]:
+        decisions = predict(
+            self.keys,
+            self.key_store,
+            selected=self.selected,
+            now=datetime.now(UTC),
+            policy=self.policy,
+        )
+        out = {}
+        for uid, decision in decisions.items():
+            if self.full_refresh and decision.status is CacheStatus.HIT:
+                out[uid] = Prediction("miss", ("full refresh",))
+            else:
+                out[uid] = Prediction(decision.status.value, decision.reasons)
+        return out
+
+    def predict(self, unique_id: str) -> Prediction:
+        """The prediction for one planned node (``excluded`` for nodes without a key)."""
+        return self.predictions.get(unique_id, Prediction("excluded", ("not cacheable",)))
+
+    def lookup(self, unique_id: str) -> dict[str, Any] | None:
+        """A cached result to serve for ``unique_id``, or ``None`` to execute it.
+
+        Call it once each of the node's parents has been looked up or recorded.
+        """
+        if unique_id not in self.keys:
+            return None
+        decision = self.session.check(unique_id, now=datetime.now(UTC))
+        self._decisions[unique_id] = decision.status
+        if not decision.hit or self.full_refresh:
+            if decision.status is CacheStatus.MISS:
+                logger.debug("cache miss for %s: %s", unique_id, "; ".join(decision.reasons))
+            return None
+        record = decision.record
+        assert record is not None
+        stored = self.results.read(record.token)
+        if stored is None:
+            return None
+        return {
+            **{k: v for k, v in stored.items() if k not in ("timing", "invocation", "status")},
+            "cache": {"stored_at": record.finished_at.isoformat(), "key": record.key},
+        }
+
+    def record(self, unique_id: str, result: Mapping[str, Any]) -> None:
+        """Record an executed node's outcome (a no-op for cached and skipped nodes)."""
+        if unique_id not in self.keys:
+            return
+        status = result.get("status")
+        if status == "error":
+            self.session.record_failure(unique_id)
+        elif status == "success":
+            record = self.session.record_success(unique_id, finished_at=datetime.now(UTC))
+            if self._decisions.get(unique_id) is not CacheStatus.EXCLUDED:
+                self.results.write(record.token, dict(result))
+
+    @cached_property
+    def results(self) -> ResultStorage:
+        return ResultStorage(self.config.result_storage)
+
+
+class ResultStorage:
+    """Node results kept in Prefect result storage (a Path, a block slug, or the default)."""
+
+    def __init__(self, storage: Path | str | Any | None) -> None:
+        from prefect.results import ResultStore, get_default_result_storage, resolve_result_storage
+
+        if storage is None:
+            block = get_default_result_storage()
+        else:
+            block = resolve_result_storage(Path(storage) if isinstance(storage, Path) else storage)
+        if isinstance(storage, Path):
+            storage.mkdir(parents=True, exist_ok=True)
+        self._store = ResultStore(result_storage=block, serializer="json")
+
+    def write(self, token: str, result: dict[str, Any]) -> None:
+        try:
+            self._store.write(key=_result_key(token), obj=result)
+        except Exception as exc:  # a result that cannot be stored is a future miss, not a failure
+            logger.warning("could not store the cached result %s: %s", token, exc)
+
+    def read(self, token: str) -> dict[str, Any] | None:
+        key = _result_key(token)
+        try:
+            if not self._store.exists(key):
+                return None
+            value = self._store.read(key).result
+        except Exception as exc:
+            logger.warning("could not read the cached result %s (re-running): %s", token, exc)
+            return None
+        return value if isinstance(value, dict) else None
+
+
+def _result_key(token: str) -> str:
+    return f"dbt-orchestrator-{token}"
+
+
+class BlockKeyStore:
+    """A :class:`dbt_cachekeys.KeyStore` over a Prefect filesystem block (``"s3-bucket/x"``)."""
+
+    def __init__(self, block: Any, prefix: str) -> None:
+        self.block = block
+        self.prefix = prefix
+
+    def _path(self, unique_id: str) -> str:
+        digest = hashlib.sha256(unique_id.encode()).hexdigest()[:16]
+        return f"{self.prefix}/{unique_id[:80]}-{digest}.json"
+
+    def get(self, unique_id: str) -> bytes | None:
+        try:
+            data = _sync(self.block.read_path(self._path(unique_id)))
+        except Exception:
+            return None
+        return data or None
+
+    def put(self, unique_id: str, data: bytes) -> None:
+        _sync(self.block.write_path(self._path(unique_id), data))
+
+    def delete(self, unique_id: str) -> None:
+        # Filesystem blocks have no delete; an empty record reads as missing.
+        _sync(self.block.write_path(self._path(unique_id), b""))
+
+
+def _sync(value: Any) -> Any:
+    return asyncio.run(value) if asyncio.iscoroutine(value) else value
+
+
+def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
+    """The key store ``config.key_storage`` names (a Path, a block slug, or a default dir)."""
+    storage = config.key_storage
+    if storage is None and isinstance(config.result_storage, Path):
+        return LocalKeyStore(config.result_storage / "cache-keys" / project_name)
+    if storage is None:
+        from prefect.settings import get_current_settings
+
+        home = Path(get_current_settings().home)
+        return LocalKeyStore(home / "dbt-orchestrator" / "cache-keys" / project_name)
+    if isinstance(storage, Path):
+        return LocalKeyStore(storage / project_name)
+    if isinstance(storage, str):
+        from prefect.blocks.core import Block
+
+        return BlockKeyStore(Block.load(storage), f"dbt-cache-keys/{project_name}")
+    return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
+
+
+def default_target(settings: PrefectDbtSettings) -> str | None:
+    """The profile's default target name, so ``target=None`` and ``target="dev"`` share keys."""
+    try:
+        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
+        profiles_dir = settings.profiles_dir or settings.project_dir
+        profiles = yaml.safe_load((Path(profiles_dir) / "profiles.yml").read_text()) or {}
+        target = profiles[project["profile"]]["target"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+    return str(target)

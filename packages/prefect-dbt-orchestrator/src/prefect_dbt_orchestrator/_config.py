@@ -1,0 +1,71 @@
+"""Execution modes and cache configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dbt_graph import ResourceType, TestStrategy
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class ExecutionMode(StrEnum):
+    """How nodes are handed to dbt."""
+
+    #: One dbt invocation per node, each a Prefect task scheduled as soon as its parents finish.
+    PER_NODE = "per_node"
+    #: One dbt invocation per wave of independent nodes. Lowest overhead.
+    PER_WAVE = "per_wave"
+
+
+def _coerce(enum: type[_E], value: Any, what: str) -> _E:
+    try:
+        return enum(value.value if isinstance(value, StrEnum) else value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise ValueError(f"Invalid {what} {value!r}. Must be one of: {allowed}") from None
+
+
+def coerce_mode(value: Any) -> ExecutionMode:
+    """``ExecutionMode`` from a member or its value; ``ValueError`` listing the valid values."""
+    return _coerce(ExecutionMode, value, "execution_mode")
+
+
+def coerce_strategy(value: Any) -> TestStrategy:
+    """``TestStrategy`` from a member or its value; ``ValueError`` listing the valid values."""
+    return _coerce(TestStrategy, value, "test_strategy")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Cross-run caching of node results (PER_NODE only).
+
+    Attributes:
+        expiration: Global time-to-live of a cached result; ``None`` never expires.
+        result_storage: Where results are stored: a ``Path``, a block slug such as
+            ``"s3-bucket/my-results"``, or ``None`` for Prefect's default result storage.
+        key_storage: Where cache-key records are stored; same forms. ``None`` keeps them next to
+            the results (a ``keys`` folder in local result storage, else Prefect's local storage).
+        use_source_freshness_expiration: Derive each node's TTL from its upstream sources'
+            freshness thresholds, overriding ``expiration`` where it can be computed.
+        exclude_materializations: Materializations never served from cache.
+        exclude_resource_types: Resource types never served from cache.
+
+    Example:
+        >>> from datetime import timedelta
+        >>> CacheConfig(expiration=timedelta(hours=24)).exclude_materializations
+        frozenset({'incremental'})
+    """
+
+    expiration: timedelta | None = None
+    result_storage: Path | str | Any | None = None
+    key_storage: Path | str | Any | None = None
+    use_source_freshness_expiration: bool = False
+    exclude_materializations: frozenset[str] = frozenset({"incremental"})
+    exclude_resource_types: frozenset[ResourceType] = field(
+        default=frozenset({ResourceType.TEST, ResourceType.SNAPSHOT, ResourceType.UNIT_TEST})
+    )

@@ -1,0 +1,252 @@
+"""PER_NODE: one Prefect task per node, submitted as soon as its own parents finish."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import queue
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dbt_graph import Command, ErrorInfo, ExecutionRequest, Executor, Node
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from prefect_dbt_orchestrator import _assets, _logs
+from prefect_dbt_orchestrator._results import (
+    Result,
+    from_node_result,
+    infrastructure_error,
+    root_failures,
+    skipped_upstream,
+    timing,
+)
+
+if TYPE_CHECKING:
+    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
+
+
+class NodeFailed(Exception):  # noqa: N818 - a failed node, carried through Prefect's retries
+    """Raised inside a node's task so Prefect retries it; carries the node's result dict."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        super().__init__(result.get("error", {}).get("message", "dbt node failed"))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NodeFailed, (self.result,))
+
+
+def run_node(
+    executor: Executor,
+    request: ExecutionRequest,
+    cached: Result | None = None,
+    concurrency_limit: str | None = None,
+    log_level: int = logging.INFO,
+) -> Result:
+    """The body of every node's task: serve a cache hit, or run dbt for this one node.
+
+    Module-level (not a closure) so process pools and Dask can pickle it.
+    """
+    started = datetime.now(UTC)
+    if cached is not None:
+        return {**cached, "status": "cached", "timing": timing(started, datetime.now(UTC))}
+    (node,) = request.nodes
+    if concurrency_limit is not None:
+        from prefect.concurrency.sync import concurrency
+
+        with concurrency(concurrency_limit, occupy=1):
+            execution = executor.execute(request)
+    else:
+        execution = executor.execute(request)
+    node_result = execution.results[node.unique_id]
+    logger = _logs.run_logger()
+    _logs.emit(node_result.logs, logger, min_level=log_level)
+    result = from_node_result(node_result, execution, command=request.command.value)
+    if result["status"] == "error":
+        if execution.error is not None and "error" in result:
+            result["error"].setdefault("invocation_error", execution.error.message)
+        raise NodeFailed(result)
+    _assets.record_materialization(node, node_result)
+    return result
+
+
+_node_task: Task[..., Result] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
+
+
+def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Result]:
+    """Schedule every planned node eagerly, phase by phase, and collect the results."""
+    plan = ctx.plan
+    if isinstance(orch.concurrency, str):
+        _check_concurrency_limit(orch.concurrency)
+    runner = _make_runner(orch, plan.estimated_parallelism)
+    results: dict[str, Result] = {}
+    roots: dict[str, frozenset[str]] = {}
+    log_level = logging.getLevelName(orch.settings.log_level.upper())
+    log_level = log_level if isinstance(log_level, int) else logging.INFO
+    with _quiet_outside_flows(), runner:
+        for phase in plan.phases:
+            _run_phase(orch, ctx, runner, phase, results, roots, log_level)
+    return results
+
+
+def _quiet_outside_flows() -> Any:
+    """Outside a flow run, task logs stay local instead of warning that they cannot be sent."""
+    from contextlib import nullcontext
+
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
+
+    if FlowRunContext.get() is not None:
+        return nullcontext()
+    return temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"})
+
+
+def _run_phase(
+    orch: PrefectDbtOrchestrator,
+    ctx: RunContext,
+    runner: Any,
+    phase: tuple[str, ...],
+    results: dict[str, Result],
+    roots: dict[str, frozenset[str]],
+    log_level: int,
+) -> None:
+    plan = ctx.plan
+    in_phase = set(phase)
+    deps = {uid: [d for d in plan.dependencies[uid] if d in in_phase] for uid in phase}
+    waiting = {uid: len(d) for uid, d in deps.items()}
+    dependents: dict[str, list[str]] = {uid: [] for uid in phase}
+    for uid, d in deps.items():
+        for parent in d:
+            dependents[parent].append(uid)
+    futures: dict[str, PrefectFuture[Result]] = {}
+    done: queue.Queue[str] = queue.Queue()
+    outstanding = 0
+
+    def submit(uid: str) -> None:
+        nonlocal outstanding
+        node = plan.nodes[uid]
+        cached = ctx.cache.lookup(uid) if ctx.cache is not None else None
+        request = ExecutionRequest(
+            command=Command.for_node(node),
+            nodes=(node,),
+            full_refresh=ctx.full_refresh,
+            target=ctx.target,
+            vars=ctx.vars,
+            extra_args=ctx.extra_args,
+            timeout_seconds=orch.node_timeout_seconds,
+        )
+        node_task = _task_for(orch, ctx, node)
+        future = runner.submit(
+            node_task,
+            parameters={
+                "executor": orch.executor,
+                "request": request,
+                "cached": cached,
+                "concurrency_limit": orch.concurrency if isinstance(orch.concurrency, str) else None,
+                "log_level": log_level,
+            },
+            wait_for=[futures[d] for d in deps[uid] if d in futures],
+        )
+        futures[uid] = future
+        outstanding += 1
+        future.add_done_callback(lambda _f, uid=uid: done.put(uid))
+
+    def settle(uid: str) -> None:
+        # A node finished (or was skipped): release or skip its dependents.
+        for child in dependents[uid]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                upstream = root_failures(child, plan.dependencies, results, roots)
+                if upstream:
+                    roots[child] = upstream
+                    results[child] = skipped_upstream(upstream)
+                    settle(child)
+                else:
+                    submit(child)
+
+    for uid in phase:
+        if waiting[uid] == 0:
+            upstream = root_failures(uid, plan.dependencies, results, roots)
+            if upstream:
+                roots[uid] = upstream
+                results[uid] = skipped_upstream(upstream)
+                settle(uid)
+            else:
+                submit(uid)
+    while outstanding:
+        uid = done.get()
+        outstanding -= 1
+        results[uid] = _collect(futures[uid])
+        if ctx.cache is not None:
+            ctx.cache.record(uid, results[uid])
+        settle(uid)
+    unfinished = [uid for uid in phase if uid not in results]
+    if unfinished:
+        raise RuntimeError(
+            f"The scheduler could not place {len(unfinished)} node(s): {unfinished[:5]}. "
+            "This is a bug in prefect-dbt-orchestrator; please report it with your manifest."
+        )
+
+
+def _collect(future: PrefectFuture[Result]) -> Result:
+    try:
+        outcome = future.result(raise_on_failure=False)
+    except BaseException as exc:  # a crashed or cancelled task run
+        info = ErrorInfo.from_exception(exc)
+        return infrastructure_error(info.type, info.message)
+    if isinstance(outcome, NodeFailed):
+        return outcome.result
+    if isinstance(outcome, BaseException):
+        info = ErrorInfo.from_exception(outcome)
+        return infrastructure_error(info.type, info.message)
+    if isinstance(outcome, Mapping):
+        return dict(outcome)
+    return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
+
+
+def _task_for(orch: PrefectDbtOrchestrator, ctx: RunContext, node: Node) -> Task[..., Result]:
+    name = f"{node.resource_type.value} {node.display_name}"
+    options: dict[str, Any] = {
+        "name": name,
+        "task_run_name": name,
+        "retries": orch.retries,
+        "retry_delay_seconds": orch.retry_delay_seconds,
+    }
+    return _assets.with_assets(_node_task.with_options(**options), orch, ctx, node)
+
+
+def _make_runner(orch: PrefectDbtOrchestrator, widest_wave: int) -> Any:
+    cls = orch.task_runner_type or ThreadPoolTaskRunner
+    if not isinstance(cls, type):
+        return cls  # an already configured task runner instance
+    if isinstance(orch.concurrency, int):
+        workers = max(1, orch.concurrency)
+    elif isinstance(orch.concurrency, str):
+        workers = max(1, min(widest_wave, os.cpu_count() or 4))
+    else:
+        workers = max(1, widest_wave)
+    params = inspect.signature(cls).parameters
+    if "max_workers" in params:
+        return cls(max_workers=workers)
+    if "cluster_kwargs" in params:  # prefect-dask's DaskTaskRunner
+        return cls(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+    return cls()
+
+
+def _check_concurrency_limit(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            raise ValueError(
+                f"The Prefect global concurrency limit {name!r} does not exist. Create it first "
+                f"(`prefect gcl create {name} --limit 4`), or pass concurrency as an int."
+            ) from None

@@ -1,0 +1,83 @@
+"""PER_WAVE: one dbt invocation per wave, waves one after the other."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dbt_graph import Command, ErrorInfo, ExecutionRequest
+
+from prefect_dbt_orchestrator import _logs
+from prefect_dbt_orchestrator._results import (
+    Result,
+    from_node_result,
+    infrastructure_error,
+    root_failures,
+    skipped_upstream,
+)
+
+if TYPE_CHECKING:
+    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
+
+
+def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Result]:
+    """Run each wave as one ``dbt build``; skip what is downstream of a failure.
+
+    A node is skipped only when something it depends on failed (or was skipped for that
+    reason); independent branches keep running, as in ``dbt build``, and ``failed_upstream``
+    names the root failures, not the skipped nodes between.
+    """
+    logger = _logs.run_logger()
+    min_level = logging.getLevelName(orch.settings.log_level.upper())
+    results: dict[str, Result] = {}
+    roots: dict[str, frozenset[str]] = {}
+    deps = ctx.plan.dependencies
+    for wave in ctx.plan.waves:
+        runnable = []
+        for node in wave.nodes:
+            upstream = root_failures(node.unique_id, deps, results, roots)
+            if upstream:
+                roots[node.unique_id] = upstream
+                results[node.unique_id] = skipped_upstream(upstream)
+            else:
+                runnable.append(node)
+        if not runnable:
+            continue
+        logger.info(
+            "Wave %d: building %d node(s) in one dbt invocation", wave.number, len(runnable)
+        )
+        request = ExecutionRequest(
+            command=Command.BUILD,
+            nodes=tuple(runnable),
+            full_refresh=ctx.full_refresh,
+            target=ctx.target,
+            vars=ctx.vars,
+            extra_args=ctx.extra_args,
+            timeout_seconds=orch.node_timeout_seconds,
+        )
+        try:
+            execution = orch.executor.execute(request)
+        except Exception as exc:  # the executor could not run dbt at all
+            info = ErrorInfo.from_exception(exc)
+            for node in runnable:
+                results[node.unique_id] = infrastructure_error(info.type, info.message)
+            continue
+        _logs.emit(execution.logs, logger, min_level=_as_level(min_level))
+        for node in runnable:
+            node_result = execution.results[node.unique_id]
+            _logs.emit(node_result.logs, logger, min_level=_as_level(min_level))
+            result: dict[str, Any] = from_node_result(
+                node_result, execution, command=Command.BUILD.value
+            )
+            if result["status"] == "skipped":
+                # dbt skipped it inside the wave; name the failed nodes above it if any.
+                upstream = root_failures(node.unique_id, deps, results, roots)
+                if upstream:
+                    result["failed_upstream"] = sorted(upstream)
+                    roots[node.unique_id] = upstream
+            results[node.unique_id] = result
+    return results
+
+
+def _as_level(value: Any) -> int:
+    return value if isinstance(value, int) else logging.INFO
