@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import respx
 from dbt_exec_cloud import DbtCloudCredentials, DbtCloudExecutor, RetryPolicy
 from exec_cloud.fake_cloud import ENVIRONMENT, HOST, PROJECT, TOKEN, FakeDbtCloud
-
-
-class FakeTime:
-    """A monotonic clock that only moves when something sleeps; records every sleep.
-
-    It pickles (without its lock), so executors holding its methods pickle too.
-    """
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[float], None] | None = None
-        self._lock = threading.Lock()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_lock"]
-        state["on_sleep"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(seconds)
-
-
-def no_sleep(seconds: float) -> None:
-    """A picklable sleep that returns at once."""
+from exec_cloud.fake_time import FakeTime
 
 
 @pytest.fixture
@@ -58,6 +21,18 @@ def credentials() -> DbtCloudCredentials:
 @pytest.fixture
 def fake(shop_manifest_path: Path) -> FakeDbtCloud:
     return FakeDbtCloud(shop_manifest_path)
+
+
+@pytest.fixture
+def cloud_network(fake: FakeDbtCloud) -> FakeDbtCloud:
+    """Route every httpx request to the fake host through the fake, with no transport injected.
+
+    Executors built with ``transport=None`` then pickle, and their unpickled copies reach the
+    fake too (in this process).
+    """
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+        router.route(host=HOST).mock(side_effect=fake.router.handler)
+        yield fake
 
 
 @pytest.fixture
