@@ -87,54 +87,76 @@ VARIANTS: dict[str, Variant] = {
         )
     ),
     "package_seed": Variant(_append("local_pkg/seeds/pkg_days.csv", "day\n1\n2\n")),
-    "target": Variant(lambda project: None, parse_args=("--target", "prod")),
 }
 
-_PARSE_ALL = """
-import json, sys
-from dbt.cli.main import dbtRunner
-failures = []
-for project, args in json.loads(sys.argv[1]):
-    result = dbtRunner().invoke(
-        ["parse", "--project-dir", project, "--profiles-dir", project, "--quiet", *args]
-    )
-    if not result.success:
-        failures.append(f"{project}: {result.exception}")
-print(json.dumps(failures))
-"""
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "shop"
 
 
-def copy_parsed(source: Path, dest: Path) -> Path:
-    """Copy a parsed shop project, pointing its installed local package at the copy's own."""
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns("logs", "*.duckdb*"))
-    link = dest / "dbt_packages" / "shop_utils"
-    link.unlink()
-    link.symlink_to(dest / "local_pkg", target_is_directory=True)
+def copy_project(source: Path, dest: Path) -> Path:
+    """Copy a shop project (parsed or not), linking its local package as ``dbt deps`` would."""
+    ignore = shutil.ignore_patterns("logs", "*.duckdb*", "dbt_packages")
+    shutil.copytree(source, dest, symlinks=True, ignore=ignore)
+    (dest / "dbt_packages").mkdir()
+    (dest / "dbt_packages" / "shop_utils").symlink_to(dest / "local_pkg", target_is_directory=True)
     return dest
 
 
-def parse_variants(shop_parsed: Path, base: Path) -> dict[str, Path]:
-    """Copy, edit and re-parse every :data:`VARIANTS` entry under ``base``."""
-    jobs = []
-    projects = {}
+def build_projects(root: Path) -> dict[str, Path]:
+    """The shop project parsed (``base``) and every variant re-parsed from a copy of it.
+
+    Runs in one Python process, so dbt is imported once; variants start from the base's
+    ``partial_parse.msgpack`` (the DuckDB path, part of the profile, stays the same).
+    """
+    from dbt.cli.main import dbtRunner
+
+    def parse(project: Path, *args: str) -> None:
+        result = dbtRunner().invoke(
+            [
+                "parse",
+                "--project-dir",
+                str(project),
+                "--profiles-dir",
+                str(project),
+                "--quiet",
+                *args,
+            ]
+        )
+        if not result.success:
+            raise RuntimeError(f"dbt parse failed in {project}: {result.exception}")
+
+    base = copy_project(FIXTURE, root / "base")
+    parse(base)
+    projects = {"base": base}
     for name, variant in VARIANTS.items():
-        project = copy_parsed(shop_parsed, base / name)
+        project = copy_project(base, root / name)
         variant.edit(project)
+        parse(project, *variant.parse_args)
         projects[name] = project
-        jobs.append([str(project), list(variant.parse_args)])
-    # The profile must look unchanged for dbt to parse partially: same DuckDB path as the base.
-    env = {**os.environ, "DBT_DUCKDB_PATH": str(shop_parsed / "shop.duckdb")}
+    return projects
+
+
+def build_projects_in_child(root: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """:func:`build_projects` in a child process, which also returns the base's keys.
+
+    dbt's global state stays out of the test process, and the keys computed in the child (with
+    another hash seed) let a test check that keys do not depend on the process.
+    """
+    env = {
+        **os.environ,
+        "DBT_DUCKDB_PATH": str(root / "shop.duckdb"),
+        "PYTHONHASHSEED": "12345",
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path]),
+    }
     proc = subprocess.run(
-        [sys.executable, "-c", _PARSE_ALL, json.dumps(jobs)],
+        [sys.executable, "-m", "cachekeys.shop_helpers", str(root)],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr
-    failures = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert not failures, failures
-    return projects
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    return {name: Path(p) for name, p in out["projects"].items()}, out["base_keys"]
 
 
 def keys_for(project: Path, **kw: object) -> tuple[Manifest, KeySet]:
@@ -143,3 +165,10 @@ def keys_for(project: Path, **kw: object) -> tuple[Manifest, KeySet]:
     reader = ProjectFiles(project, root_package=manifest.project_name)
     options = {"target": "dev", **kw}
     return manifest, compute_keys(manifest, read_file=reader, **options)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    built = build_projects(Path(sys.argv[1]))
+    base_keys = {uid: k.key for uid, k in keys_for(built["base"])[1].items()}
+    projects = {name: str(path) for name, path in built.items()}
+    print(json.dumps({"projects": projects, "base_keys": base_keys}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dbt_cachekeys import Components, KeyRecord, LocalKeyStore, RecordError
 
@@ -39,10 +40,12 @@ def hammer(directory: str, worker: int, rounds: int) -> tuple[int, int]:
     return reads, bad
 
 
-def write_forever(directory: str) -> None:
-    """Write one id in a loop until killed."""
+def write_forever(directory: str, started: str) -> None:
+    """Write one id in a loop until killed; create the file ``started`` after the first write."""
     store = LocalKeyStore(directory)
     i = 0
     while True:
         store.put(IDS[0], big_record(IDS[0], f"forever{i}", size=20000).to_json())
+        if i == 0:
+            Path(started).touch()
         i += 1
