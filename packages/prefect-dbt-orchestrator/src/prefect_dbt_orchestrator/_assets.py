@@ -116,6 +116,9 @@ def record_materialization(node: Node, result: NodeResult) -> None:
                 asset = _with_code(asset, result.compiled_code)
             assets.add(asset)
         asset_ctx.downstream_assets = assets
+        # Prefect also counts the assets of every task this one waited for; test placement makes
+        # a node wait for nodes it does not read, so lineage is the node's own reads only.
+        asset_ctx.upstream_assets = set()
         for asset in assets:
             asset_ctx.add_asset_metadata(asset.key, materialization_metadata(node, result))
     except Exception:  # lineage must never fail the node

@@ -54,6 +54,7 @@ def run_node(
     """
     started = datetime.now(UTC)
     if cached is not None:
+        _assets.record_cache_hit()
         return {**cached, "status": "cached", "timing": timing(started, datetime.now(UTC))}
     (node,) = request.nodes
     if concurrency_limit is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dbt_graph import Command, ErrorInfo, ExecutionRequest
 
-from prefect_dbt_orchestrator import _logs
+from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._results import (
     Result,
     from_node_result,
@@ -76,6 +76,7 @@ def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
                     result["failed_upstream"] = sorted(upstream)
                     roots[node.unique_id] = upstream
             results[node.unique_id] = result
+        _assets.record_wave(orch, ctx, execution)
     return results
 
 
