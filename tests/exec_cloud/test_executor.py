@@ -501,3 +501,22 @@ def test_vars_reach_freshness_as_json(executor: DbtCloudExecutor, fake: FakeDbtC
     executor.source_freshness(["source.shop.shop_app.orders"], vars={"a": 1})
     (step,) = fake.steps()
     assert json.loads(shlex.split(step)[-1]) == {"a": 1}
+
+
+def test_a_node_the_manifest_does_not_know_is_an_invocation_error(
+    executor: DbtCloudExecutor, fake: FakeDbtCloud
+) -> None:
+    from dbt_graph import Node, ResourceType
+
+    ghost = Node(
+        unique_id="model.shop.ghost",
+        name="ghost",
+        resource_type=ResourceType.MODEL,
+        package_name="shop",
+        fqn=("shop", "ghost"),
+    )
+    result = executor.execute(ExecutionRequest(command=Command.RUN, nodes=(ghost,)))
+    assert result.error is not None and result.error.type == "ConfigurationError"
+    assert "model.shop.ghost" in result.error.message
+    assert result.results["model.shop.ghost"].status is NodeStatus.ERROR
+    assert fake.calls == []

@@ -140,3 +140,12 @@ def test_execute_resolves_the_manifest_itself_when_needed(
     result = executor.execute(ExecutionRequest(command=Command.RUN, nodes=(node,)))
     assert result.success
     assert fake.steps()[0] == "dbt compile"
+
+
+def test_an_unwritable_manifest_dir_says_so(make_executor, tmp_path: Path) -> None:
+    from dbt_exec_cloud import ConfigurationError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigurationError, match="writable manifest_dir"):
+        make_executor(manifest_dir=blocker).resolve_manifest()

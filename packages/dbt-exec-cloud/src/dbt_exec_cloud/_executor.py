@@ -24,7 +24,6 @@ from dbt_graph import (
     NodeStatus,
     ResourceType,
     SourceFreshness,
-    load_manifest,
 )
 
 from dbt_exec_cloud._artifacts import NOT_REPORTED, parse_run_results, parse_sources
@@ -38,7 +37,12 @@ from dbt_exec_cloud._errors import (
     RunTimeoutError,
 )
 from dbt_exec_cloud._jobs import JobOutcome, JobSpec, Polling, run_ephemeral_job
-from dbt_exec_cloud._manifests import default_cache_dir, manifest_path, write_atomically
+from dbt_exec_cloud._manifests import (
+    default_cache_dir,
+    load_cached,
+    manifest_path,
+    write_atomically,
+)
 from dbt_exec_cloud._models import Run, RunStatus
 from dbt_exec_cloud._retry import RetryPolicy
 from dbt_exec_cloud._steps import dbt_step, job_name, selectors_for
@@ -157,12 +161,11 @@ class DbtCloudExecutor:
         self._client: CloudClient | None = None
         self._client_lock = threading.Lock()
         self._manifest_lock = threading.RLock()
-        self._manifests: dict[Path, Manifest] = {}
         self._undeleted: set[int] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_client", "_client_lock", "_manifest_lock", "_manifests", "_undeleted"):
+        for key in ("_client", "_client_lock", "_manifest_lock", "_undeleted"):
             del state[key]
         return state
 
@@ -219,8 +222,13 @@ class DbtCloudExecutor:
             if path in self._manifest_paths and path.is_file():
                 return path
             content = self._fetch_manifest(target, vars)
-            write_atomically(path, content)
-            self._manifests[path] = self._load(path)
+            try:
+                write_atomically(path, content)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot write the manifest to {path}: {exc}. Pass a writable manifest_dir."
+                ) from None
+            self._load(path)
             self._manifest_paths.add(path)
         logger.info("dbt Cloud manifest saved to %s", path)
         return path
@@ -357,17 +365,12 @@ class DbtCloudExecutor:
         return {"threads": self.threads or _DEFAULT_THREADS, "target_name": target}
 
     def _manifest(self, target: str | None, vars: Mapping[str, Any] | None) -> Manifest:
-        path = self.resolve_manifest(target=target, vars=vars)
-        with self._manifest_lock:
-            manifest = self._manifests.get(path)
-            if manifest is None:
-                manifest = self._manifests[path] = self._load(path)
-        return manifest
+        return self._load(self.resolve_manifest(target=target, vars=vars))
 
     @staticmethod
     def _load(path: Path) -> Manifest:
         try:
-            return load_manifest(path)
+            return load_cached(path)
         except ManifestError as exc:
             raise ResponseError(
                 f"dbt Cloud served a manifest.json that cannot be read: {exc}"

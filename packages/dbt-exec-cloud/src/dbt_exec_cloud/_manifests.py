@@ -13,9 +13,19 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from dbt_graph import Manifest, load_manifest
+
+#: Parsed manifests kept per process, so that executors unpickled for every task (as process
+#: pools and Dask do) parse a large manifest once per process, not once per task.
+_PARSED: OrderedDict[tuple[str, int, int], Manifest] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_MAX = 4
 
 
 def default_cache_dir() -> Path:
@@ -66,3 +76,23 @@ def write_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_cached(path: Path) -> Manifest:
+    """:func:`dbt_graph.load_manifest`, memoised per process by path, mtime and size.
+
+    Raises:
+        ManifestError: As :func:`dbt_graph.load_manifest` does.
+    """
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _PARSED_LOCK:
+        if key in _PARSED:
+            _PARSED.move_to_end(key)
+            return _PARSED[key]
+    manifest = load_manifest(path)
+    with _PARSED_LOCK:
+        _PARSED[key] = manifest
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return manifest

@@ -13,17 +13,9 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dbt_graph import Command, Manifest, Node
+from dbt_graph import Command, Manifest, Node, SelectionError, node_selector
 
-try:
-    from dbt_graph import node_selector
-except ImportError:  # dbt_graph._addressing is being written; remove this fallback when it lands
-
-    def node_selector(node: Node, manifest: Manifest) -> str:  # type: ignore[misc]
-        if node.resource_type == "source":
-            return f"source:{node.package_name}.{node.source_name}.{node.name}"
-        return f"fqn:{'.'.join(node.fqn)},resource_type:{node.resource_type}"
-
+from dbt_exec_cloud._errors import ConfigurationError
 
 #: Commands that accept ``--full-refresh``.
 _FULL_REFRESH_COMMANDS = frozenset({Command.BUILD, Command.RUN, Command.SEED})
@@ -73,8 +65,18 @@ def dbt_step(
 
 
 def selectors_for(nodes: Iterable[Node], manifest: Manifest) -> list[str]:
-    """The selector of each node, in order, without duplicates."""
-    return list(dict.fromkeys(node_selector(node, manifest) for node in nodes))
+    """The selector of each node (:func:`dbt_graph.node_selector`), in order, no duplicates.
+
+    Raises:
+        ConfigurationError: A node is not in the manifest, or no selector singles it out.
+    """
+    try:
+        return list(dict.fromkeys(node_selector(node, manifest) for node in nodes))
+    except (KeyError, SelectionError) as exc:
+        raise ConfigurationError(
+            f"cannot address a node on the dbt command line: {exc}. Resolve the manifest "
+            "again if the project changed."
+        ) from None
 
 
 def job_name(prefix: str, command: str, nodes: Sequence[Node] = ()) -> str:
