@@ -146,11 +146,6 @@ class CloudClient:
             "name": name,
             "execute_steps": list(execute_steps),
             "job_type": "other",
-            "triggers": {
-                "github_webhook": False,
-                "schedule": False,
-                "git_provider_webhook": False,
-            },
         }
         if settings:
             body["settings"] = dict(settings)
