@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import logging
-import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from dbt_graph import (
     Command,
-    ErrorInfo,
     ExecutionRequest,
     ExecutionResult,
-    LogLine,
     Manifest,
     ManifestError,
-    NodeResult,
-    NodeStatus,
     ResourceType,
     SourceFreshness,
 )
 
-from dbt_exec_cloud._artifacts import NOT_REPORTED, parse_run_results, parse_sources
+from dbt_exec_cloud._artifacts import parse_sources
 from dbt_exec_cloud._client import CloudClient
 from dbt_exec_cloud._credentials import DbtCloudCredentials
 from dbt_exec_cloud._errors import (
@@ -34,7 +28,6 @@ from dbt_exec_cloud._errors import (
     DbtCloudError,
     ResponseError,
     RunFailedError,
-    RunTimeoutError,
 )
 from dbt_exec_cloud._jobs import JobOutcome, JobSpec, Polling, run_ephemeral_job
 from dbt_exec_cloud._manifests import (
@@ -43,7 +36,16 @@ from dbt_exec_cloud._manifests import (
     manifest_path,
     write_atomically,
 )
-from dbt_exec_cloud._models import Run, RunStatus
+from dbt_exec_cloud._models import RunStatus
+from dbt_exec_cloud._outcomes import (
+    ended,
+    error_info,
+    execution_result,
+    failed_result,
+    now,
+    require_artifact,
+    see,
+)
 from dbt_exec_cloud._retry import RetryPolicy
 from dbt_exec_cloud._steps import dbt_step, job_name, selectors_for
 
@@ -53,10 +55,6 @@ logger = logging.getLogger("dbt_exec_cloud")
 _TESTING = frozenset({Command.BUILD, Command.TEST})
 #: dbt Cloud's default job threads, sent when a job's settings must be given at all.
 _DEFAULT_THREADS = 4
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -241,9 +239,9 @@ class DbtCloudExecutor:
         ``error``. Only ``KeyboardInterrupt`` and the like propagate, after the run was
         cancelled and the job deleted.
         """
-        started = _now()
+        started = now()
         if not request.nodes:
-            return ExecutionResult(results={}, started_at=started, completed_at=_now())
+            return ExecutionResult(results={}, started_at=started, completed_at=now())
         step: str | None = None
         try:
             manifest = self._manifest(request.target, request.vars)
@@ -272,10 +270,10 @@ class DbtCloudExecutor:
                     timeout_seconds=timeout,
                 )
             )
-            return self._result(request, started, step, outcome)
+            return execution_result(request, started, step, outcome, timeout)
         except DbtCloudError as exc:
             logger.error("dbt Cloud could not run %s: %s", step or request.command.value, exc)
-            return _all_failed(request, started, step, _error_info(exc))
+            return failed_result(request, started, step, error_info(exc))
 
     def source_freshness(
         self,
@@ -315,7 +313,7 @@ class DbtCloudExecutor:
                 timeout_seconds=self.timeout_seconds,
             )
         )
-        content = self._require_artifact(outcome, "sources.json")
+        content = require_artifact(outcome, "sources.json", self.timeout_seconds)
         reported = parse_sources(content)
         return {uid: reported[uid] for uid in dict.fromkeys(sources) if uid in reported}
 
@@ -396,133 +394,10 @@ class DbtCloudExecutor:
         )
         if outcome.run.status is not RunStatus.SUCCESS and not outcome.timed_out:
             raise RunFailedError(
-                f"dbt Cloud compile run {_ended(outcome.run)}, so there is no manifest. Fix "
-                f"the project so that it compiles, or set defer_to_job_id. {_see(outcome.run)}",
+                f"dbt Cloud compile run {ended(outcome.run)}, so there is no manifest. Fix "
+                f"the project so that it compiles, or set defer_to_job_id. {see(outcome.run)}",
                 run_id=outcome.run.id,
                 status=outcome.run.status.label,
                 href=outcome.run.href,
             )
-        return self._require_artifact(outcome, "manifest.json")
-
-    def _require_artifact(self, outcome: JobOutcome, name: str) -> bytes:
-        run = outcome.run
-        if outcome.timed_out:
-            raise RunTimeoutError(
-                _timeout_message(run.id, self.timeout_seconds, run.href),
-                run_id=run.id,
-                timeout_seconds=self.timeout_seconds,
-                href=run.href,
-            )
-        if outcome.artifact is None:
-            raise RunFailedError(
-                f"dbt Cloud run {_ended(run)} and wrote no {name}. {_see(run)}",
-                run_id=run.id,
-                status=run.status.label,
-                href=run.href,
-            )
-        return outcome.artifact
-
-    def _result(
-        self, request: ExecutionRequest, started: datetime, step: str, outcome: JobOutcome
-    ) -> ExecutionResult:
-        run = outcome.run
-        reported: dict[str, NodeResult] = {}
-        problem: ErrorInfo | None = None
-        if outcome.artifact is not None:
-            try:
-                reported = parse_run_results(outcome.artifact)
-            except ResponseError as exc:
-                problem = _error_info(exc)
-        wanted = request.node_ids
-        if outcome.timed_out:
-            timeout = self.timeout_seconds
-            if request.timeout_seconds is not None:
-                timeout = min(timeout, request.timeout_seconds)
-            problem = ErrorInfo(
-                type="TimeoutError", message=_timeout_message(run.id, timeout, run.href)
-            )
-        elif problem is None and run.status is RunStatus.CANCELLED:
-            problem = ErrorInfo(
-                type="RunFailedError",
-                message=f"dbt Cloud run {_ended(run)}: it was cancelled in dbt Cloud. {_see(run)}",
-            )
-        elif (
-            problem is None
-            and run.status is RunStatus.ERROR
-            and not any(reported[u].is_failure for u in wanted if u in reported)
-        ):
-            problem = ErrorInfo(
-                type="RunFailedError",
-                message=f"dbt Cloud run {_ended(run)} without a failed node in its results. "
-                f"{_see(run)}",
-            )
-        elif problem is None and outcome.artifact is None:
-            problem = ErrorInfo(
-                type="ArtifactNotFoundError",
-                message=f"dbt Cloud run {_ended(run)} but served no run_results.json. {_see(run)}",
-            )
-        results = {}
-        for uid in wanted:
-            if uid in reported:
-                results[uid] = reported[uid]
-                continue
-            message = NOT_REPORTED + (f": {problem.message}" if problem else "")
-            results[uid] = NodeResult(
-                unique_id=uid,
-                status=NodeStatus.ERROR,
-                message=message,
-                error=ErrorInfo(type=problem.type if problem else "MissingResult", message=message),
-            )
-        return ExecutionResult(
-            results=results,
-            started_at=started,
-            completed_at=_now(),
-            error=problem,
-            logs=(
-                LogLine(
-                    level="info",
-                    message=f"dbt Cloud run {run.id} ended {run.status.label}: {run.href or ''}",
-                ),
-            ),
-            invocation_args=tuple(shlex.split(step))[1:],
-        )
-
-
-def _ended(run: Run) -> str:
-    said = f" ({run.status_message})" if run.status_message else ""
-    return f"{run.id} ended with status {run.status.label}{said}"
-
-
-def _see(run: Run) -> str:
-    return f"The run's logs: {run.href}" if run.href else "Open the run in dbt Cloud for its logs."
-
-
-def _timeout_message(run_id: int, timeout: float, href: str | None) -> str:
-    where = f"look at the run: {href}" if href else "look at the run in dbt Cloud"
-    return (
-        f"dbt Cloud run {run_id} did not finish within {timeout:g} s and was cancelled. "
-        f"Raise timeout_seconds if the nodes need longer, or {where}"
-    )
-
-
-def _error_info(exc: DbtCloudError) -> ErrorInfo:
-    if isinstance(exc, RunTimeoutError):
-        return ErrorInfo(type="TimeoutError", message=str(exc))
-    return ErrorInfo.from_exception(exc)
-
-
-def _all_failed(
-    request: ExecutionRequest, started: datetime, step: str | None, error: ErrorInfo
-) -> ExecutionResult:
-    return ExecutionResult(
-        results={
-            uid: NodeResult(
-                unique_id=uid, status=NodeStatus.ERROR, message=error.message, error=error
-            )
-            for uid in request.node_ids
-        },
-        started_at=started,
-        completed_at=_now(),
-        error=error,
-        invocation_args=tuple(shlex.split(step))[1:] if step else (),
-    )
+        return require_artifact(outcome, "manifest.json", self.timeout_seconds)
