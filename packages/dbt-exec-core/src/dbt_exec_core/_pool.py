@@ -1,4 +1,9 @@
-"""The parent's handle on one worker process."""
+"""Starting worker processes, and the parent's handle on each of them.
+
+On Linux a worker is forked from a per-process zygote that has dbt imported (milliseconds per
+worker once the zygote is up); elsewhere each worker is a fresh ``python -m
+dbt_exec_core._worker``. Either way the parent talks to it over one socket pair.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,20 +21,117 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from dbt_exec_core._errors import WorkerError
 from dbt_exec_core._protocol import Stop
 
 
-class WorkerHandle:
-    """Starts ``python -m dbt_exec_core._worker`` and relays its messages.
+class _Zygote:
+    """The parent's side of the zygote process (:mod:`dbt_exec_core._zygote`)."""
 
-    Messages are read on a daemon thread and handed to ``on_message(handle, message)``; when the
-    process exits, ``on_exit(handle)`` is called once.
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "dbt_exec_core._zygote", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
+        self._socket = ours
+        self._lock = threading.Lock()
+        self._ready = False
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def fork(self, config: dict[str, Any]) -> tuple[Connection, int]:
+        """Fork a worker; returns the parent's connection to it and its pid."""
+        with self._lock:
+            if not self._ready:
+                if self._socket.recv(16) != b"ready":
+                    raise WorkerError(
+                        "The dbt worker zygote process failed to start (see its error output "
+                        "above); check that dbt-core and the adapter import in this environment."
+                    )
+                self._ready = True
+            ours, theirs = socket.socketpair()
+            try:
+                socket.send_fds(self._socket, [json.dumps(config).encode()], [theirs.fileno()])
+            finally:
+                theirs.close()
+            reply = self._socket.recv(32)
+        if not reply:
+            ours.close()
+            raise WorkerError("The dbt worker zygote process exited.")
+        return Connection(ours.detach()), int(reply)
+
+    def close(self) -> None:
+        self._socket.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        if self.alive:
+            self.process.kill()
+
+
+_zygote: _Zygote | None = None
+_zygote_pid = 0
+_zygote_lock = threading.Lock()
+
+
+def _launch(config: dict[str, Any]) -> tuple[Connection, int, subprocess.Popen | None]:
+    """Start a worker: fork it from the zygote on Linux, else run a new interpreter."""
+    global _zygote, _zygote_pid
+    if sys.platform == "linux":
+        for attempt in range(2):
+            with _zygote_lock:
+                # A zygote belongs to the process that started it (not to a fork of it).
+                if _zygote is None or _zygote_pid != os.getpid() or not _zygote.alive:
+                    _zygote, _zygote_pid = _Zygote(), os.getpid()
+                zygote = _zygote
+            try:
+                conn, pid = zygote.fork(config)
+                return conn, pid, None
+            except (OSError, WorkerError):
+                if attempt:
+                    raise
+                with _zygote_lock:
+                    if _zygote is zygote:
+                        _zygote = None
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dbt_exec_core._worker",
+                str(theirs.fileno()),
+                json.dumps(config),
+            ],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        theirs.close()
+    return Connection(ours.detach()), process.pid, process
+
+
+class WorkerHandle:
+    """One worker process, as the scheduler sees it.
+
+    The process is started on a background thread (the first start waits for dbt to import);
+    messages sent before it is up are queued. Messages from the worker are handed to
+    ``on_message(handle, message)``; when it exits (or fails to start), ``on_exit(handle)`` is
+    called once.
 
     Attributes:
         index: A number for names and logs.
         work_dir: The worker's own dbt target directory (removed when it exits).
         batch: The invocation it is running, or ``None`` when idle (set by the scheduler).
         keys: Manifest keys the worker has loaded (for affinity).
+        dying: Set once the worker is being stopped; it takes no more work.
+        exit_detail: Why it exited, when known (exit code or start-up error).
     """
 
     def __init__(
@@ -43,80 +147,85 @@ class WorkerHandle:
         self.batch: Any = None
         self.keys: set[str] = set()
         self.dying = False
+        self.exit_detail = ""
+        self.pid: int | None = None
+        self._config = {"work_dir": self.work_dir, "log_level": log_level}
         self._on_message = on_message
         self._on_exit = on_exit
         self._send_lock = threading.Lock()
-        child_in, parent_out = os.pipe()
-        parent_in, child_out = os.pipe()
-        config = json.dumps({"work_dir": self.work_dir, "log_level": log_level})
-        try:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dbt_exec_core._worker",
-                    str(child_in),
-                    str(child_out),
-                    config,
-                ],
-                pass_fds=(child_in, child_out),
-                stdin=subprocess.DEVNULL,
-            )
-        except BaseException:
-            os.close(parent_out)
-            os.close(parent_in)
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-            raise
-        finally:
-            os.close(child_in)
-            os.close(child_out)
-        self._out = Connection(parent_out, readable=False)
-        self._in = Connection(parent_in, writable=False)
-        self._reader = threading.Thread(
-            target=self._read, name=f"dbt-exec-core-reader-{index}", daemon=True
+        self._conn: Connection | None = None
+        self._process: subprocess.Popen | None = None
+        self._outbox: list[object] = []
+        self._closed = False
+        self._kill_requested = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"dbt-exec-core-worker-{index}", daemon=True
         )
-        self._reader.start()
-
-    @property
-    def pid(self) -> int:
-        """The worker's process id."""
-        return self.process.pid
+        self._thread.start()
 
     def send(self, message: object) -> None:
-        """Send a message; raises ``OSError`` if the worker is gone."""
+        """Send a message (queued until the worker is up); ``OSError`` if it is gone."""
         with self._send_lock:
-            self._out.send(message)
+            if self._closed:
+                raise OSError("the dbt worker process is gone")
+            if self._conn is None:
+                self._outbox.append(message)
+            else:
+                self._conn.send(message)
 
     def kill(self) -> None:
-        """Kill the process now (SIGKILL); ``on_exit`` follows from the reader thread."""
+        """Kill the process now (SIGKILL); ``on_exit`` follows."""
         self.dying = True
-        with contextlib.suppress(OSError):
-            self.process.kill()
+        with self._send_lock:
+            self._kill_requested = True
+            pid = self.pid
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit, kill it if it does not within ``timeout``, and wait."""
+        """Ask the worker to exit; kill it if it has not within ``timeout``; wait for it."""
         self.dying = True
         with contextlib.suppress(OSError):
             self.send(Stop())
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
             self.kill()
-            self.process.wait()
-        self._reader.join(timeout)
+            self._thread.join(timeout)
 
-    def _read(self) -> None:
+    def _run(self) -> None:
+        try:
+            conn, pid, process = _launch(self._config)
+        except Exception as exc:
+            self.exit_detail = f"it could not be started: {exc}"
+            self._finish()
+            return
+        with self._send_lock:
+            self._conn, self.pid, self._process = conn, pid, process
+            try:
+                for message in self._outbox:
+                    conn.send(message)
+            except OSError:
+                pass
+            self._outbox.clear()
+        if self._kill_requested:
+            self.kill()  # kill() arrived while it was starting
         try:
             while True:
                 try:
-                    message = self._in.recv()
+                    message = conn.recv()
                 except (EOFError, OSError):
                     break
                 self._on_message(self, message)
         finally:
-            self.process.wait()
-            self._in.close()
-            with contextlib.suppress(OSError):
-                self._out.close()
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-            self._on_exit(self)
+            if process is not None:
+                code = process.wait()
+                self.exit_detail = f"exit code {code}"
+            conn.close()
+            self._finish()
+
+    def _finish(self) -> None:
+        with self._send_lock:
+            self._closed = True
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._on_exit(self)

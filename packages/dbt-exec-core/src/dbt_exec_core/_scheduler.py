@@ -195,8 +195,9 @@ class Scheduler:
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
-                wake = self._check_timeouts(now)
                 dispatch_wake = self._dispatch(now)
+                # After dispatching, so the deadlines of batches just started are counted.
+                wake = self._check_timeouts(now)
                 waits = [w for w in (wake, dispatch_wake) if w is not None]
                 self._cond.wait(timeout=min(waits) if waits else None)
 
@@ -394,14 +395,13 @@ class Scheduler:
                     del self._pins[path]
             batch, worker.batch = worker.batch, None
             if batch is not None:
-                code = worker.process.returncode
                 for job in batch.timed_out:
                     assert job.timeout is not None
                     self._complete(job, error=_timeout_error(job.timeout), logs=())
                 crash = ErrorInfo(
                     type="WorkerError",
-                    message=f"The dbt worker process exited unexpectedly (exit code {code}) "
-                    "before dbt reported this node.",
+                    message="The dbt worker process exited unexpectedly "
+                    f"({worker.exit_detail or 'killed'}) before dbt reported this node.",
                 )
                 for job in batch.jobs:
                     if job.kind == RUN:
@@ -434,6 +434,7 @@ class Scheduler:
                 self._pending.appendleft(job)
             batch.jobs = []
             worker.dying = True
+            wake = 0.0  # requeued jobs may go to another worker right away
             threading.Thread(
                 target=self._stop_worker,
                 args=(worker, batch),

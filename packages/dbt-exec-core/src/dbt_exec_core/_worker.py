@@ -1,9 +1,10 @@
 """The worker process: one long-lived Python process that runs dbt invocations one at a time.
 
-Started as ``python -m dbt_exec_core._worker READ_FD WRITE_FD CONFIG_JSON`` (a fresh interpreter,
-so the caller's ``__main__`` is never re-imported). It imports dbt once, keeps parsed manifests
-in memory and invokes ``dbtRunner(manifest=...)`` for every request, so an invocation pays
-neither interpreter start-up nor parsing. dbt-core is not safe to invoke concurrently in one
+Forked from the zygote (:mod:`dbt_exec_core._zygote`) on Linux, else started as
+``python -m dbt_exec_core._worker SOCKET_FD CONFIG_JSON``; either way a fresh interpreter, so the
+caller's ``__main__`` is never re-imported. It keeps parsed manifests in memory and invokes
+``dbtRunner(manifest=...)`` for every request, so an invocation pays neither interpreter
+start-up nor parsing. dbt-core is not safe to invoke concurrently in one
 process; the executor never sends a second invocation before the first is done.
 
 Two threads: the main thread runs dbt; a listener thread reads the pipe, queues invocations and
@@ -91,11 +92,10 @@ def _copy(value: Any) -> Any:
 
 
 class Worker:
-    """Runs the invocations the parent sends over ``conn_in``; replies on ``conn_out``."""
+    """Runs the invocations the parent sends over ``conn`` and replies on it."""
 
-    def __init__(self, conn_in: Connection, conn_out: Connection, config: Mapping[str, Any]):
-        self._in = conn_in
-        self._out = conn_out
+    def __init__(self, conn: Connection, config: Mapping[str, Any]) -> None:
+        self._conn = conn
         self._send_lock = threading.Lock()
         self._inbox: queue.Queue[Invoke | None] = queue.Queue()
         self._min_rank = _convert.level_rank(str(config.get("log_level", "info")))
@@ -106,8 +106,7 @@ class Worker:
     def serve(self) -> None:
         """Import dbt, then run invocations until told to stop or the parent goes away."""
         threading.Thread(target=self._listen, name="dbt-exec-core-listener", daemon=True).start()
-        import dbt.cli.main  # noqa: F401  (the expensive import, paid once per worker)
-
+        warm_up()
         _speedups.install()
         self._send(Ready(pid=os.getpid()))
         while True:
@@ -125,7 +124,7 @@ class Worker:
     def _listen(self) -> None:
         while True:
             try:
-                message = self._in.recv()
+                message = self._conn.recv()
             except (EOFError, OSError):
                 os._exit(0)  # the parent is gone: nobody will read our results
             if isinstance(message, Invoke):
@@ -138,7 +137,7 @@ class Worker:
 
     def _send(self, message: object) -> None:
         with self._send_lock:
-            self._out.send(message)
+            self._conn.send(message)
 
     def _handle(self, invoke: Invoke) -> InvokeDone:
         os.environ.clear()
@@ -161,7 +160,10 @@ class Worker:
                 from filelock import FileLock
 
                 with FileLock(invoke.duckdb_lock, thread_local=False):
-                    outcome = self._invoke(args, capture)
+                    try:
+                        outcome = self._invoke(args, capture)
+                    finally:
+                        _close_duckdb()
             else:
                 outcome = self._invoke(args, capture)
         finally:
@@ -282,6 +284,19 @@ class Worker:
         return _adapter_info(manifest)
 
 
+def _close_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open between invocations (``keep_open``
+    defaults to true), so other processes can open the file while this worker is idle."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        if env is not None:
+            env.close()
+
+
 def _pickle_manifest(payload: Any, handle: Any) -> None:
     """Pickle a dbt Manifest by its public fields.
 
@@ -331,14 +346,17 @@ def _adapter_info(manifest: Any) -> dict[str, Any]:
     return info
 
 
+def warm_up() -> None:
+    """Import what every invocation needs (the expensive part of starting a worker)."""
+    import dbt.cli.main
+    import dbt.task.build  # noqa: F401
+
+
 def main(argv: list[str]) -> None:
-    """Entry point: ``READ_FD WRITE_FD CONFIG_JSON``."""
+    """Entry point: ``SOCKET_FD CONFIG_JSON``."""
     # The parent decides when work stops; Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    read_fd, write_fd, config = int(argv[0]), int(argv[1]), json.loads(argv[2])
-    conn_in = Connection(read_fd, writable=False)
-    conn_out = Connection(write_fd, readable=False)
-    Worker(conn_in, conn_out, config).serve()
+    Worker(Connection(int(argv[0])), json.loads(argv[1])).serve()
 
 
 if __name__ == "__main__":
