@@ -89,10 +89,30 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     roots: dict[str, frozenset[str]] = {}
     log_level = logging.getLevelName(orch.settings.log_level.upper())
     log_level = log_level if isinstance(log_level, int) else logging.INFO
-    with _quiet_outside_flows(), runner:
+    with _quiet_outside_flows(), _shared_api(), runner:
         for phase in plan.phases:
             _run_phase(orch, ctx, runner, phase, results, roots, log_level)
     return results
+
+
+def _shared_api() -> Any:
+    """Outside a flow with no API configured, start Prefect's local server once, up front.
+
+    Otherwise every worker thread would race to start its own temporary server.
+    """
+    from contextlib import nullcontext
+
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    settings = get_current_settings()
+    if FlowRunContext.get() is not None or settings.api.url or not settings.server.ephemeral.enabled:
+        return nullcontext()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=max(settings.server.ephemeral.startup_timeout_seconds, 120))
+    return temporary_settings({PREFECT_API_URL: server.api_url})
 
 
 def _quiet_outside_flows() -> Any:

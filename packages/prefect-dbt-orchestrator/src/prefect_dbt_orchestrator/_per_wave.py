@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dbt_graph import Command, ErrorInfo, ExecutionRequest
+from dbt_graph import Command, ErrorInfo, ExecutionRequest, Node, ResourceType
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._results import (
@@ -46,39 +46,57 @@ def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
         logger.info(
             "Wave %d: building %d node(s) in one dbt invocation", wave.number, len(runnable)
         )
-        request = ExecutionRequest(
-            command=Command.BUILD,
-            nodes=tuple(runnable),
-            full_refresh=ctx.full_refresh,
-            target=ctx.target,
-            vars=ctx.vars,
-            extra_args=ctx.extra_args,
-            timeout_seconds=orch.node_timeout_seconds,
-        )
-        try:
-            execution = orch.executor.execute(request)
-        except Exception as exc:  # the executor could not run dbt at all
-            info = ErrorInfo.from_exception(exc)
-            for node in runnable:
-                results[node.unique_id] = infrastructure_error(info.type, info.message)
-            continue
-        _logs.emit(execution.logs, logger, min_level=_as_level(min_level))
-        for node in runnable:
-            node_result = execution.results[node.unique_id]
-            _logs.emit(node_result.logs, logger, min_level=_as_level(min_level))
-            result: dict[str, Any] = from_node_result(
-                node_result, execution, command=Command.BUILD.value
-            )
-            if result["status"] == "skipped":
-                # dbt skipped it inside the wave; name the failed nodes above it if any.
-                upstream = root_failures(node.unique_id, deps, results, roots)
-                if upstream:
-                    result["failed_upstream"] = sorted(upstream)
-                    roots[node.unique_id] = upstream
-            results[node.unique_id] = result
-        _assets.record_wave(orch, ctx, execution)
+        # `dbt build` runs a unit test only together with the model it tests, so unit tests
+        # selected on their own go through `dbt test`.
+        unit_tests = tuple(n for n in runnable if n.resource_type is ResourceType.UNIT_TEST)
+        others = tuple(n for n in runnable if n.resource_type is not ResourceType.UNIT_TEST)
+        for command, nodes in ((Command.BUILD, others), (Command.TEST, unit_tests)):
+            if nodes:
+                _run_wave_part(orch, ctx, command, nodes, results, roots, logger, min_level)
     return results
 
 
 def _as_level(value: Any) -> int:
     return value if isinstance(value, int) else logging.INFO
+
+
+def _run_wave_part(
+    orch: PrefectDbtOrchestrator,
+    ctx: RunContext,
+    command: Command,
+    nodes: tuple[Node, ...],
+    results: dict[str, Result],
+    roots: dict[str, frozenset[str]],
+    logger: Any,
+    min_level: Any,
+) -> None:
+    request = ExecutionRequest(
+        command=command,
+        nodes=nodes,
+        full_refresh=ctx.full_refresh,
+        target=ctx.target,
+        vars=ctx.vars,
+        extra_args=ctx.extra_args,
+        timeout_seconds=orch.node_timeout_seconds,
+    )
+    try:
+        execution = orch.executor.execute(request)
+    except Exception as exc:  # the executor could not run dbt at all
+        info = ErrorInfo.from_exception(exc)
+        for node in nodes:
+            results[node.unique_id] = infrastructure_error(info.type, info.message)
+        return
+    level = _as_level(min_level)
+    _logs.emit(execution.logs, logger, min_level=level)
+    deps = ctx.plan.dependencies
+    for node in nodes:
+        node_result = execution.results[node.unique_id]
+        _logs.emit(node_result.logs, logger, min_level=level)
+        result: dict[str, Any] = from_node_result(node_result, execution, command=command.value)
+        if result["status"] == "skipped":
+            # dbt skipped it inside the wave; name the failed nodes above it if any.
+            upstream = root_failures(node.unique_id, deps, results, roots)
+            if upstream:
+                result["failed_upstream"] = sorted(upstream)
+                roots[node.unique_id] = upstream
+        results[node.unique_id] = result
