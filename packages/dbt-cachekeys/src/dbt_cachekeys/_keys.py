@@ -17,7 +17,7 @@ from typing import Any
 
 from dbt_graph import CycleError, Manifest, Node, ResourceType
 
-from dbt_cachekeys._digest import digest_of, sha256_hex
+from dbt_cachekeys._digest import canonical_json, digest_of, sha256_hex
 from dbt_cachekeys._macros import MacroIndex
 
 logger = logging.getLogger("dbt_cachekeys")
@@ -100,10 +100,12 @@ class Components:
         """
 
         def pairs(name: str) -> tuple[tuple[str, str], ...]:
+            # Records are written with sorted keys, so the order is kept as read. The digests
+            # only explain a miss (hits compare the key), so their values are not checked.
             value = data[name]
             if not isinstance(value, dict):
-                raise TypeError(f"{name} must be an object")
-            return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+                raise TypeError(f"{name} must map ids to digests")
+            return tuple(value.items())
 
         strings = {
             name: data[name]
@@ -238,6 +240,7 @@ def compute_keys(
         "cli_args": digest_of(list(cli_args)),
         "full_refresh": full_refresh,
     }
+    env_json = canonical_json([SCHEMA_VERSION, env])
     macros = MacroIndex(manifest.macros)
     keyed = {uid: n for uid, n in manifest.nodes.items() if n.resource_type not in _UNKEYED}
     contents: dict[str, str] = {}
@@ -282,7 +285,7 @@ def compute_keys(
             unique_id=uid,
             resource_type=node.resource_type,
             materialized=node.materialized,
-            key=digest_of([SCHEMA_VERSION, content, env]),
+            key=sha256_hex(f"{content}|{env_json}"),
             content=content,
             components=components,
             text_label=label,

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 
 from dbt_graph import Macro
 
-from dbt_cachekeys._digest import digest_of, sha256_hex
+from dbt_cachekeys._digest import sha256_hex
 
 #: The digest of a macro that ``depends_on`` names but the manifest does not define.
 _MISSING = sha256_hex(b"\0missing macro")
@@ -46,43 +46,56 @@ class MacroIndex:
                 dispatch.setdefault(rest, []).append(uid)
         self._by_name = by_name
         self._dispatch = dispatch
-        self._digest: dict[str, str] = {}
+        self._pairs: dict[str, tuple[str, str]] = {}
+        self._lines: dict[str, str] = {}
         self._closure: dict[str, frozenset[str]] = {}
-        self._sets: dict[frozenset[str], tuple[tuple[tuple[str, str], ...], str]] = {}
+        self._materializations: dict[str, tuple[str, ...]] = {}
+        self._by_roots: dict[frozenset[str], tuple[tuple[tuple[str, str], ...], str]] = {}
+        self._by_closure: dict[frozenset[str], tuple[tuple[tuple[str, str], ...], str]] = {}
 
-    def digest(self, uid: str) -> str:
-        """The sha256 of one macro's own text (each macro is hashed once)."""
-        found = self._digest.get(uid)
-        if found is None:
+    def _hash(self, uid: str) -> None:
+        # Once per macro: its (id, short digest) pair for records and its line in the closure
+        # digest. Records keep a 64-bit prefix, enough to name what changed; keys fold in the
+        # full digest.
+        if uid not in self._pairs:
             macro = self._macros.get(uid)
-            found = sha256_hex(macro.macro_sql) if macro is not None else _MISSING
-            self._digest[uid] = found
-        return found
+            full = sha256_hex(macro.macro_sql) if macro is not None else _MISSING
+            self._pairs[uid] = (uid, full[:16])
+            self._lines[uid] = f"{uid} {full}\n"
 
     def materializations(self, materialized: str) -> tuple[str, ...]:
         """Every macro that may implement ``materialized`` (all adapters, all packages)."""
-        prefix = f"materialization_{materialized}_"
-        return tuple(
-            uid for name, uids in self._by_name.items() if name.startswith(prefix) for uid in uids
-        )
+        found = self._materializations.get(materialized)
+        if found is None:
+            prefix = f"materialization_{materialized}_"
+            found = tuple(
+                uid
+                for name, uids in self._by_name.items()
+                if name.startswith(prefix)
+                for uid in uids
+            )
+            self._materializations[materialized] = found
+        return found
 
     def digests(self, roots: Iterable[str]) -> tuple[tuple[tuple[str, str], ...], str]:
         """The sorted ``(macro id, short digest)`` pairs of the closure of ``roots``, and the
-        digest of the full per-macro digests.
+        digest of the closure with full per-macro digests.
 
-        Results are memoised per distinct root set: most nodes of a project share one.
+        Results are memoised per distinct root set and per distinct closure: most nodes of a
+        project share a few.
         """
         key = frozenset(roots)
-        found = self._sets.get(key)
+        found = self._by_roots.get(key)
         if found is None:
-            closure: set[str] = set()
-            for root in key:
-                closure |= self.closure(root)
-            pairs = tuple((uid, self.digest(uid)) for uid in sorted(closure))
-            # Records keep a 64-bit prefix per macro, enough to name what changed; the key
-            # folds in the full digests.
-            found = (tuple((uid, d[:16]) for uid, d in pairs), digest_of(pairs))
-            self._sets[key] = found
+            closure = frozenset().union(*(self.closure(root) for root in key))
+            found = self._by_closure.get(closure)
+            if found is None:
+                # Every member was hashed when its closure was made.
+                order = sorted(closure)
+                pairs = tuple(map(self._pairs.__getitem__, order))
+                found = (pairs, sha256_hex("".join(map(self._lines.__getitem__, order))))
+                self._by_closure[closure] = found
+            self._by_roots[key] = found
         return found
 
     def closure(self, root: str) -> frozenset[str]:
@@ -145,3 +158,4 @@ class MacroIndex:
         frozen = frozenset(closure)
         for member in members:
             self._closure[member] = frozen
+            self._hash(member)
