@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -239,3 +240,10 @@ def test_source_definition_change_reaches_children() -> None:
     assert explain(after["model.p.stg"], record_of(before["model.p.stg"])) == (
         "upstream `app.orders` changed",
     )
+
+
+def test_keys_pickle_for_worker_processes() -> None:
+    keys = compute_keys(ManifestBuilder().model("a").model("b", depends_on=["a"]).build())
+    copy = pickle.loads(pickle.dumps(keys))
+    assert {u: k.key for u, k in copy.items()} == {u: k.key for u, k in keys.items()}
+    assert copy["model.p.b"] == keys["model.p.b"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from collections.abc import Collection, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -246,3 +248,33 @@ def test_a_failing_store_is_logged_not_raised(caplog: pytest.LogCaptureFixture) 
     assert "disk full" in caplog.text and "read-only" in caplog.text
     again = run(keys, store, now=T0)
     assert again["model.p.stg"].reasons == ("never ran",)
+
+
+def test_eager_scheduling_from_several_threads_matches_the_sequential_run() -> None:
+    keys, store = keys_of(project()), MemoryKeyStore()
+    run(keys, store, now=T0)
+    changed = keys_of(project("select 2 as id"))
+    expected = predict(changed, store, selected=RUNNABLE, now=T0, policy=DAY)
+    session = CacheSession(changed, store, selected=RUNNABLE, policy=DAY)
+    parents = {uid: set(changed[uid].data_parents) & set(RUNNABLE) for uid in RUNNABLE}
+    done: set[str] = set()
+    decisions: dict[str, Decision] = {}
+
+    def work(uid: str) -> str:
+        decisions[uid] = decision = session.check(uid, now=T0)
+        if not decision.hit:
+            time.sleep(0.01)  # "execute"
+            session.record_success(uid, finished_at=T0)
+        return uid
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        submitted = {uid for uid in RUNNABLE if not parents[uid]}
+        running = {pool.submit(work, uid) for uid in submitted}
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            done.update(f.result() for f in finished)
+            for uid in RUNNABLE:
+                if uid not in submitted and parents[uid] <= done:
+                    submitted.add(uid)
+                    running.add(pool.submit(work, uid))
+    assert statuses(decisions) == statuses(expected)
