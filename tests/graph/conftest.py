@@ -1,8 +1,8 @@
 """Fixtures for the selection tests that compare with real dbt.
 
 * ``run_dbt_ls``: runs many ``dbt ls`` invocations through dbt's ``dbtRunner`` in two worker
-  processes that load the project's manifest.json once: a fraction of a second per invocation
-  instead of 5-10 s. Run as a script, this module is that worker.
+  processes that parse the project once each: a fraction of a second per invocation instead of
+  5-10 s. Run as a script, this module is that worker.
 * ``parity_project``: the shop project extended with a semantic layer and a pre-release model
   version, built on DuckDB with one failing test (for ``result:``); ``parity_state``: a state
   directory holding the manifest of an older version of the project, the ``run_results.json``
@@ -26,6 +26,7 @@ import pytest
 
 SHOP = Path(__file__).parents[1] / "fixtures" / "shop"
 _DBT = Path(sys.executable).parent / "dbt"
+_ALL_SOURCES = ("--select", "source:*")
 
 #: What one ``dbt ls`` printed (its unique_ids), or the error message that stopped it.
 LsOutcome = frozenset[str] | str
@@ -64,7 +65,7 @@ def run_dbt_ls() -> LsRunner:
     """``run(project, [args, ...])``: ``dbt ls <args> --output json --output-keys unique_id``
     for each argument list; a frozenset of unique_ids or an error message each.
 
-    The project must have a current target/manifest.json.
+    The project must be ready to parse (packages installed).
     """
     return _run_dbt_ls
 
@@ -204,15 +205,16 @@ def _parity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _make_current(current)
     _make_previous(previous)
 
-    # Every dbt command below also writes target/manifest.json.
+    # Every dbt command below also writes target/manifest.json. The project's default YAML
+    # selector leaves sources out, hence the explicit selection for freshness.
     def build_current() -> None:
         dbt("build", project=current, ok_codes=(0, 1))
         (current / "target" / "run_results.json").rename(root / "run_results.json")
-        dbt("source", "freshness", project=current, ok_codes=(0, 1))
+        dbt("source", "freshness", *_ALL_SOURCES, project=current, ok_codes=(0, 1))
 
     def build_previous() -> None:
         dbt("seed", project=previous)
-        dbt("source", "freshness", project=previous, ok_codes=(0, 1))
+        dbt("source", "freshness", *_ALL_SOURCES, project=previous, ok_codes=(0, 1))
 
     with ThreadPoolExecutor(2) as pool:
         for future in [pool.submit(build_current), pool.submit(build_previous)]:
@@ -239,18 +241,19 @@ def parity_state(_parity: tuple[Path, Path]) -> Path:
 
 
 def _worker() -> None:
-    from dbt.artifacts.schemas.manifest import WritableManifest
     from dbt.cli.main import dbtRunner
-    from dbt.contracts.graph.manifest import Manifest
 
     request = json.load(sys.stdin)
     project = request["project"]
     common = ["--project-dir", project, "--profiles-dir", project, "--quiet"]
-    written = WritableManifest.read_and_check_versions(f"{project}/target/manifest.json")
-    manifest = Manifest.from_writable_manifest(written)
+    # A manifest read back from manifest.json would not do: dbt tells generic from singular
+    # tests by their Python classes, which only parsing restores. Partial parsing keeps it short.
+    parsed = dbtRunner().invoke(["parse", *common])
+    if not parsed.success:
+        raise SystemExit(f"dbt parse failed: {parsed.exception}")
     outcomes = []
     for args in request["invocations"]:
-        result = dbtRunner(manifest=manifest).invoke(
+        result = dbtRunner(manifest=parsed.result).invoke(
             ["ls", *args, "--output", "json", "--output-keys", "unique_id", *common]
         )
         if result.success:

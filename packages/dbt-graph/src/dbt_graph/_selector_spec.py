@@ -11,6 +11,7 @@ Spaces make unions, commas make intersections, ``--exclude`` a difference. Evalu
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -167,11 +168,7 @@ def parse_method(
     try:
         resolved = MethodName(name)
     except ValueError:
-        raise UnknownMethodError(
-            f"'{name}' is not a selector method (in {part!r}). Use one of: {_METHODS_HELP}.",
-            expression=expression,
-            part=part,
-        ) from None
+        raise _unknown_method(name, part, expression) from None
     if resolved is MethodName.CONFIG and (not arguments or "" in arguments):
         raise SelectionError(
             f"{part!r}: the config method needs a key, e.g. 'config.materialized:table'.",
@@ -215,12 +212,7 @@ def parse_criterion(
     groups = match.groupdict()
     value = groups["value"]
     if groups["method"] is None and ":" in value and default_method(value) is MethodName.FQN:
-        name = value.split(":", 1)[0]
-        raise UnknownMethodError(
-            f"'{name}' is not a selector method (in {raw!r}). Use one of: {_METHODS_HELP}.",
-            expression=expression,
-            part=raw,
-        )
+        raise _unknown_method(value.split(":", 1)[0], raw, expression)
     method, arguments = parse_method(groups["method"], value, part=raw, expression=expression)
     criterion = Criterion(
         raw=raw,
@@ -236,6 +228,16 @@ def parse_criterion(
     )
     check_criterion(criterion, expression=expression)
     return criterion
+
+
+def _unknown_method(name: str, part: str, expression: str | None) -> UnknownMethodError:
+    close = difflib.get_close_matches(name, [m.value for m in MethodName], n=1)
+    hint = f"Did you mean '{close[0]}'? " if close else ""
+    return UnknownMethodError(
+        f"'{name}' is not a selector method (in {part!r}). {hint}Use one of: {_METHODS_HELP}.",
+        expression=expression,
+        part=part,
+    )
 
 
 def check_criterion(criterion: Criterion, *, expression: str | None) -> None:

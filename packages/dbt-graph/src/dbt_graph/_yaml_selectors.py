@@ -147,7 +147,9 @@ class _Parser:
             return None
         if len(parsed) == 1:
             return parsed[0]
-        return Combination(operator=SetOperator.UNION, components=tuple(parsed), raw=str(definition))
+        return Combination(
+            operator=SetOperator.UNION, components=tuple(parsed), raw=str(definition)
+        )
 
     def criterion_dict(self, definition: Mapping[str, Any], stack: tuple[str, ...]) -> Spec:
         excluded: Spec | None = None
