@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from dbt_exec_core import DbtCoreExecutor
 from dbt_graph import Manifest, load_manifest
-from exec_core.projects import make_project, settings_for
+from exec_core.projects import PG_PASSWORD, make_project, settings_for
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +47,6 @@ def pg_project(tmp_path_factory: pytest.TempPathFactory, postgres_server) -> Ite
         mp.setenv("DBT_PG_PASSWORD", PG_PASSWORD)
         mp.setenv("DBT_DUCKDB_PATH", str(project / "shop.duckdb"))
         yield project
-
-
-PG_PASSWORD = "s3cret-Pa55word"
 
 
 @pytest.fixture(scope="module")

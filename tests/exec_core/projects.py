@@ -11,6 +11,9 @@ from pathlib import Path
 
 from dbt_graph import Command, ExecutionRequest, ExecutionResult, Manifest, Node
 
+#: The password the PostgreSQL tests give dbt (the test server trusts everyone), to check it
+#: never appears in results, reprs or files.
+PG_PASSWORD = "s3cret-Pa55word"
 SHOP = Path(__file__).resolve().parents[1] / "fixtures" / "shop"
 
 #: Nodes added to every copy: a model that fails, its child, a model that runs until stopped,
@@ -21,7 +24,7 @@ EXTRA_FILES = {
     "models/exec_core/slow.sql": (
         "{{ config(materialized='table') }}\n"
         "{% if target.type == 'postgres' %}\n"
-        "select pg_sleep(300) as slept\n"
+        "select 1 as slept from (select pg_sleep(300)) as s\n"
         "{% else %}\n"
         "select sum(a.range * b.range) as n from range(100000) a, range(100000) b\n"
         "{% endif %}\n"
