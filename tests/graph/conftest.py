@@ -61,6 +61,13 @@ def dbt(*args: str, project: Path, ok_codes: tuple[int, ...] = (0,)) -> None:
 
 
 @pytest.fixture(scope="session")
+def copy_shop_project_for_ls() -> Callable[[Path], Path]:
+    """``copy(directory)``: a fresh copy of the shop project under ``directory``, ready for
+    :func:`run_dbt_ls`."""
+    return lambda directory: copy_shop(directory / "shop")
+
+
+@pytest.fixture(scope="session")
 def run_dbt_ls() -> LsRunner:
     """``run(project, [args, ...])``: ``dbt ls <args> --output json --output-keys unique_id``
     for each argument list; a frozenset of unique_ids or an error message each.
