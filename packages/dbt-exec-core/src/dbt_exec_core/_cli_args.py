@@ -128,6 +128,27 @@ _FLAGS: tuple[tuple[tuple[str, ...], _Flag], ...] = (
 _BY_SPELLING: Mapping[str, _Flag] = {
     spelling: flag for spellings, flag in _FLAGS for spelling in spellings
 }
+#: dbt options (outside the table) that take exactly one value: that value is skipped whatever
+#: it looks like, as click does.
+_ONE_VALUE = frozenset(
+    {
+        "--vars",
+        "--log-path",
+        "--log-level-file",
+        "--log-format",
+        "--log-format-file",
+        "--printer-width",
+        "--event-time-start",
+        "--event-time-end",
+        "--sample",
+        "--profile",
+        "--warn-error-options",
+        "--partial-parse-file-path",
+        "--record-timing-info",
+        "--output",
+        "--output-keys",
+    }
+)
 #: Every short option dbt's commands define, and whether it takes a value. Needed to read short
 #: clusters such as ``-xs foo`` the way click does.
 _SHORT_TAKES_VALUE = {
@@ -204,7 +225,10 @@ def _recognised_flags(tokens: tuple[str, ...]) -> Iterable[tuple[_Flag, str]]:
             if flag is not None:
                 yield flag, token
             if not has_value:
-                i = _skip_values(tokens, i, flag)
+                if name in _ONE_VALUE:
+                    i += 1
+                else:
+                    i = _skip_values(tokens, i, flag)
         elif token.startswith("-") and len(token) > 1:
             for position, char in enumerate(token[1:], start=1):
                 flag = _BY_SPELLING.get(f"-{char}")
