@@ -138,3 +138,14 @@ def _ancestors_in(manifest: Manifest, uid: str, wanted: dict[str, Node]) -> set[
         else:
             stack.extend(manifest.parent_map.get(parent, ()))
     return out
+
+
+def run_pickled(payload: bytes, node: Node) -> str:
+    """In another process: unpickle an executor, run one node, return its status."""
+    import pickle
+
+    executor = pickle.loads(payload)
+    try:
+        return run_one(executor, node).results[node.unique_id].status.value
+    finally:
+        executor.close()

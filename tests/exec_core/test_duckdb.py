@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -18,7 +20,7 @@ from dbt_graph import (
     NodeStatus,
     ResourceType,
 )
-from exec_core.projects import by_name, eager_per_node, run_one, settings_for
+from exec_core.projects import by_name, eager_per_node, run_one, run_pickled, settings_for
 from executor_contract import ContractCase, check_executor_contract
 
 pytestmark = pytest.mark.slow
@@ -274,3 +276,17 @@ def test_a_timed_out_node_is_stopped_and_the_executor_recovers(
     assert _query(duckdb_project, "select 1") == [(1,)]
     again = run_one(duckdb_executor, by_name(duckdb_manifest, "stg_customers"))
     assert again.results["model.shop.stg_customers"].status is NodeStatus.SUCCESS
+
+
+def test_a_pickled_copy_runs_in_another_process_beside_this_one(duckdb_executor, duckdb_manifest):
+    # Both processes write the same DuckDB file; the lock file next to it takes turns.
+    _build(duckdb_executor, duckdb_manifest, *SEEDS)
+    mine, theirs = by_name(duckdb_manifest, "stg_customers"), by_name(duckdb_manifest, "stg_orders")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        future = pool.submit(run_pickled, pickle.dumps(duckdb_executor), theirs)
+        runs = 0
+        while not future.done() and runs < 200:
+            assert run_one(duckdb_executor, mine).success
+            runs += 1
+        assert future.result(timeout=300) == "success"
