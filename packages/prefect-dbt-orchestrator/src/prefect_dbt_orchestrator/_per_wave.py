@@ -100,3 +100,4 @@ def _run_wave_part(
                 result["failed_upstream"] = sorted(upstream)
                 roots[node.unique_id] = upstream
         results[node.unique_id] = result
+    _assets.record_wave(orch, ctx, execution)
