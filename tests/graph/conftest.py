@@ -30,7 +30,7 @@ _ALL_SOURCES = ("--select", "source:*")
 
 #: What one ``dbt ls`` printed (its unique_ids), or the error message that stopped it.
 LsOutcome = frozenset[str] | str
-LsRunner = Callable[[Path, Sequence[Sequence[str]]], list[LsOutcome]]
+LsRunner = Callable[..., list[LsOutcome]]
 
 
 def copy_shop(dest: Path) -> Path:
@@ -61,36 +61,36 @@ def dbt(*args: str, project: Path, ok_codes: tuple[int, ...] = (0,)) -> None:
 
 
 @pytest.fixture(scope="session")
-def copy_shop_project_for_ls() -> Callable[[Path], Path]:
-    """``copy(directory)``: a fresh copy of the shop project under ``directory``, ready for
-    :func:`run_dbt_ls`."""
-    return lambda directory: copy_shop(directory / "shop")
-
-
-@pytest.fixture(scope="session")
 def run_dbt_ls() -> LsRunner:
-    """``run(project, [args, ...])``: ``dbt ls <args> --output json --output-keys unique_id``
-    for each argument list; a frozenset of unique_ids or an error message each.
+    """``run(project, [args, ...], duckdb_path=None)``: ``dbt ls <args> --output json
+    --output-keys unique_id`` for each argument list; a frozenset of unique_ids or an error
+    message each.
 
-    The project must be ready to parse (packages installed).
+    The project must be ready to parse (packages installed). ``duckdb_path`` defaults to the
+    project's own file; pass the one the project was parsed with to let dbt parse partially.
     """
     return _run_dbt_ls
 
 
-def _run_dbt_ls(project: Path, invocations: Sequence[Sequence[str]]) -> list[LsOutcome]:
+def _run_dbt_ls(
+    project: Path, invocations: Sequence[Sequence[str]], duckdb_path: Path | None = None
+) -> list[LsOutcome]:
+    database = duckdb_path or project / "shop.duckdb"
     chunks = [list(invocations[0::2]), list(invocations[1::2])]
     with ThreadPoolExecutor(2) as pool:
-        halves = list(pool.map(lambda chunk: _ls_worker(project, chunk), chunks))
+        halves = list(pool.map(lambda chunk: _ls_worker(project, chunk, database), chunks))
     return [halves[i % 2][i // 2] for i in range(len(invocations))]
 
 
-def _ls_worker(project: Path, invocations: list[Sequence[str]]) -> list[LsOutcome]:
+def _ls_worker(
+    project: Path, invocations: list[Sequence[str]], database: Path
+) -> list[LsOutcome]:
     if not invocations:
         return []
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "out.json"
         request = {"project": str(project), "output": str(out), "invocations": invocations}
-        env = {**os.environ, "DBT_DUCKDB_PATH": str(project / "shop.duckdb")}
+        env = {**os.environ, "DBT_DUCKDB_PATH": str(database)}
         proc = subprocess.run(
             [sys.executable, __file__],
             input=json.dumps(request),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,12 +110,11 @@ def test_addressing_every_node_of_a_large_project_is_fast() -> None:
 
 @pytest.mark.slow
 def test_dbt_ls_lists_exactly_the_addressed_node(
-    shop_manifest_path: Path,
-    tmp_path: Path,
-    run_dbt_ls: Callable[..., list[frozenset[str] | str]],
-    copy_shop_project_for_ls: Callable[[Path], Path],
+    shop_parsed: Path, tmp_path: Path, run_dbt_ls: Callable[..., list[frozenset[str] | str]]
 ) -> None:
-    manifest = load_manifest(shop_manifest_path)
+    # A copy, since dbt ls rewrites target/; the same DuckDB path keeps partial parsing on.
+    project = Path(shutil.copytree(shop_parsed, tmp_path / "shop", symlinks=True))
+    manifest = load_manifest(project / "target" / "manifest.json")
     nodes = list(manifest.nodes.values())
     selectors = {n.unique_id: node_selector(n, manifest) for n in nodes}
     invocations = []
@@ -125,7 +125,7 @@ def test_dbt_ls_lists_exactly_the_addressed_node(
         invocations.append(["--select", sel, "--indirect-selection", "empty",
                             "--resource-type", "all"])
         invocations.append(["--select", sel, "--resource-type", n.resource_type.value])
-    outcomes = run_dbt_ls(copy_shop_project_for_ls(tmp_path), invocations)
+    outcomes = run_dbt_ls(project, invocations, duckdb_path=shop_parsed / "shop.duckdb")
     wrong = {
         (n.unique_id, selectors[n.unique_id], i % 2): outcome
         for i, (n, outcome) in enumerate(zip([n for n in nodes for _ in (0, 1)], outcomes,
