@@ -224,7 +224,7 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
     results: dict[str, dict[str, Any]] | None = None
     failure: Exception | None = None
     try:
-        with progress:
+        with _prefect_api(out), progress:
             try:
                 results = dbt_build(**selection)
             except DbtBuildFailed as exc:
@@ -244,6 +244,35 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
     assert results is not None
     _print_summary(results, titles, progress, orch, out)
     return EXIT_FAILED if any(r["status"] == "error" for r in results.values()) else EXIT_OK
+
+
+def _prefect_api(out: TextIO) -> Any:
+    """The configured Prefect API, or Prefect's own local server, started for this build.
+
+    Prefect would start that server itself, but with a startup timeout meant for fast
+    machines; a first start (database migrations) on a busy one takes longer.
+    """
+    from contextlib import nullcontext
+
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return nullcontext()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    print("No PREFECT_API_URL set: starting a local Prefect server for this build...",
+          file=out, flush=True)
+    server = SubprocessASGIServer()
+    # A throwaway server has nothing to report (and may have no internet to report it over).
+    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False}):
+        server.start(timeout=max(settings.server.ephemeral.startup_timeout_seconds, 180))
+    return temporary_settings({PREFECT_API_URL: server.api_url})
 
 
 def _print_summary(
