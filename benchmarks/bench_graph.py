@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import dbt_graph
@@ -36,13 +38,34 @@ EXPRESSIONS = (
 _DBT = Path(sys.executable).parent / "dbt"
 
 
-def median_seconds(run: Callable[[], object], repeat: int) -> float:
-    timings = []
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float  # this process plus finished children: what an idle machine would take
+
+    def __str__(self) -> str:
+        return f"{_fmt(self.wall)} wall, {_fmt(self.cpu)} CPU"
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure(run: Callable[[], object], repeat: int) -> tuple[Timing, object]:
+    """Median wall and CPU time over ``repeat`` runs, and the last result."""
+    walls, cpus, result = [], [], None
     for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+        wall, cpu = time.perf_counter(), _cpu()
+        result = run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu() - cpu)
+    return Timing(statistics.median(walls), statistics.median(cpus)), result
 
 
 def dbt_ls(project: Path, expression: str) -> frozenset[str]:
@@ -86,32 +109,31 @@ def main() -> None:
     print(f"nodes: {len(manifest.nodes)} ({counts})")
 
     build_plan = getattr(dbt_graph, "build_plan", None)
-    load = median_seconds(lambda: load_manifest(manifest_path), 5)
-    print(f"load_manifest: {load * 1000:.0f} ms")
-    print(f"{'expression':<36} {'nodes':>5} {'select':>9} {'plan':>9} {'dbt ls':>8} {'ratio':>7}")
+    load, _ = measure(lambda: load_manifest(manifest_path), 5)
+    print(f"load_manifest: {load}")
     for expression in EXPRESSIONS:
-        # Each call builds its own caches, as a fresh process would: measure with a fresh
-        # manifest object so cached graph maps do not flatter the figures.
-        fresh = load_manifest(manifest_path)
-        first = time.perf_counter()
-        selected = select(fresh, expression, resource_types=["all"])
-        cold = time.perf_counter() - first
-        warm = median_seconds(lambda e=expression: select(manifest, e, resource_types=["all"]), 5)
-        plan = (
-            median_seconds(lambda s=selected: build_plan(manifest, s), 3) if build_plan else 0.0
+        # A fresh manifest object per run: select() builds the parent/child maps, as it would
+        # in a new process.
+        fresh = iter([load_manifest(manifest_path) for _ in range(3)])
+        chosen, selected = measure(
+            lambda e=expression, f=fresh: select(next(f), e, resource_types=["all"]), 3
         )
-        ls_timings = []
-        for _ in range(args.ls_runs):
-            start = time.perf_counter()
-            listed = dbt_ls(project, expression)
-            ls_timings.append(time.perf_counter() - start)
-        ls = statistics.median(ls_timings)
+        warm, _ = measure(lambda e=expression: select(manifest, e, resource_types=["all"]), 5)
+        plan, _ = (
+            measure(lambda s=selected: build_plan(manifest, s), 3)
+            if build_plan
+            else (Timing(0.0, 0.0), None)
+        )
+        ls, listed = measure(lambda e=expression: dbt_ls(project, e), args.ls_runs)
         assert listed == selected, f"select() and dbt ls disagree on {expression!r}"
-        print(
-            f"{expression:<36} {len(selected):>5} {cold * 1000:>6.1f} ms {plan * 1000:>6.1f} ms"
-            f" {ls:>6.2f} s {ls / cold:>6.0f}x   (warm select {warm * 1000:.1f} ms)"
-        )
-        print(f"  load + select + plan: {(load + cold + plan) * 1000:.0f} ms")
+        print(f"\n{expression!r}: {len(selected)} nodes")
+        print(f"  select (cold, maps built): {chosen}; warm: {warm}")
+        print(f"  build_plan (waves):        {plan}")
+        total = Timing(load.wall + chosen.wall + plan.wall, load.cpu + chosen.cpu + plan.cpu)
+        print(f"  load + select + plan:      {total}")
+        print(f"  dbt ls:                    {ls}")
+        print(f"  dbt ls / select:           {ls.wall / max(chosen.wall, 1e-6):.0f}x wall, "
+              f"{ls.cpu / max(chosen.cpu, 1e-6):.0f}x CPU")
 
 
 if __name__ == "__main__":
