@@ -24,7 +24,7 @@ from dbt_cachekeys import (
     compute_keys,
     predict,
 )
-from dbt_graph import ExecutionPlan, Manifest, SourceFreshness
+from dbt_graph import ExecutionPlan, Manifest, ResourceType, SourceFreshness
 
 from prefect_dbt_orchestrator._config import CacheConfig
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
@@ -69,7 +69,14 @@ class NodeCache:
             exclude_materializations=frozenset(config.exclude_materializations),
             exclude_resource_types=frozenset(config.exclude_resource_types),
         )
-        self.selected = [uid for uid in plan.nodes if uid in keys]
+        # A unit test runs before the model it tests, which is its data parent in the manifest:
+        # it cannot wait for that parent's token, and it checks code that just changed anyway.
+        self.selected = [
+            uid
+            for uid, node in plan.nodes.items()
+            if uid in keys and node.resource_type is not ResourceType.UNIT_TEST
+        ]
+        self._in_session = frozenset(self.selected)
         self.session = CacheSession(
             keys, key_store, selected=self.selected, policy=self.policy, freshness=freshness
         )
@@ -94,7 +101,7 @@ class NodeCache:
             manifest,
             read_file=files,
             target=target or default_target(settings),
-            vars=vars,
+            vars=effective_vars(settings, vars),
             full_refresh=full_refresh,
             cli_args=extra_args,
         )
@@ -126,14 +133,16 @@ class NodeCache:
 
     def predict(self, unique_id: str) -> Prediction:
         """The prediction for one planned node (``excluded`` for nodes without a key)."""
-        return self.predictions.get(unique_id, Prediction("excluded", ("not cacheable",)))
+        return self.predictions.get(
+            unique_id, Prediction("excluded", ("unit tests always run",))
+        )
 
     def lookup(self, unique_id: str) -> dict[str, Any] | None:
         """A cached result to serve for ``unique_id``, or ``None`` to execute it.
 
         Call it once each of the node's parents has been looked up or recorded.
         """
-        if unique_id not in self.keys:
+        if unique_id not in self._in_session:
             return None
         decision = self.session.check(unique_id, now=datetime.now(UTC))
         self._decisions[unique_id] = decision.status
@@ -153,12 +162,14 @@ class NodeCache:
 
     def record(self, unique_id: str, result: Mapping[str, Any]) -> None:
         """Record an executed node's outcome (a no-op for cached and skipped nodes)."""
-        if unique_id not in self.keys:
+        if unique_id not in self._in_session:
             return
         status = result.get("status")
-        if status == "error":
+        if status == "cached":
+            return
+        if status != "success":
             self.session.record_failure(unique_id)
-        elif status == "success":
+        else:
             record = self.session.record_success(unique_id, finished_at=datetime.now(UTC))
             if self._decisions.get(unique_id) is not CacheStatus.EXCLUDED:
                 self.results.write(record.token, dict(result))
@@ -173,6 +184,7 @@ class ResultStorage:
 
     def __init__(self, storage: Path | str | Any | None) -> None:
         from prefect.results import ResultStore, get_default_result_storage, resolve_result_storage
+        from prefect.serializers import JSONSerializer
 
         if storage is None:
             block = get_default_result_storage()
@@ -180,7 +192,7 @@ class ResultStorage:
             block = resolve_result_storage(Path(storage) if isinstance(storage, Path) else storage)
         if isinstance(storage, Path):
             storage.mkdir(parents=True, exist_ok=True)
-        self._store = ResultStore(result_storage=block, serializer="json")
+        self._store = ResultStore(result_storage=block, serializer=JSONSerializer())
 
     def write(self, token: str, result: dict[str, Any]) -> None:
         try:
@@ -251,6 +263,18 @@ def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
 
         return BlockKeyStore(Block.load(storage), f"dbt-cache-keys/{project_name}")
     return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
+
+
+def effective_vars(
+    settings: PrefectDbtSettings, vars: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The project's ``vars:`` overlaid with the run's vars: what dbt renders nodes with."""
+    try:
+        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        project = {}
+    declared = project.get("vars") if isinstance(project, dict) else None
+    return {**(declared if isinstance(declared, dict) else {}), **(vars or {})}
 
 
 def default_target(settings: PrefectDbtSettings) -> str | None:
