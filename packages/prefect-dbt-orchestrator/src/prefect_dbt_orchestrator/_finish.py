@@ -32,10 +32,12 @@ def finish_run(
     if orch.create_summary_artifact:
         create_summary_artifact(results, ctx.manifest)
     if orch.write_run_results:
-        path = ctx.settings.resolved_target_path() / FILE_NAME
+        # The user's target path (where `dbt retry` and `--state` look), not the directory the
+        # executor keeps its own manifest in.
+        path = orch.settings.resolved_target_path() / FILE_NAME
         try:
             document = run_results(
-                results, ctx.manifest, invocation_id=_invocation_id(), args=_dbt_args(ctx)
+                results, ctx.manifest, invocation_id=_invocation_id(), args=_dbt_args(orch, ctx)
             )
             write_atomically(path, document)
         except Exception as exc:
@@ -54,14 +56,15 @@ def _invocation_id() -> str:
     return str(uuid.uuid4())
 
 
-def _dbt_args(ctx: RunContext) -> dict[str, Any]:
+def _dbt_args(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Any]:
     """The flags ``dbt retry`` replays: the ones that change what a node builds."""
+    settings = orch.settings
     args: dict[str, Any] = {
-        "project_dir": str(ctx.settings.project_dir),
-        "target_path": str(ctx.settings.resolved_target_path()),
+        "project_dir": str(settings.project_dir),
+        "target_path": str(settings.resolved_target_path()),
     }
-    if ctx.settings.profiles_dir is not None:
-        args["profiles_dir"] = str(ctx.settings.profiles_dir)
+    if settings.profiles_dir is not None:
+        args["profiles_dir"] = str(settings.profiles_dir)
     if ctx.target:
         args["target"] = ctx.target
     if ctx.vars:
