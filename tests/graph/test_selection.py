@@ -362,3 +362,13 @@ def test_unknown_yaml_selector_lists_the_known_ones() -> None:
 def test_docstring_examples_run(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0
+
+
+@pytest.mark.parametrize(
+    "name", ["select", "node_selector", "SelectionState", "IndirectSelection"]
+)
+def test_selection_api_is_public_and_documented(name: str) -> None:
+    import dbt_graph
+
+    assert name in dbt_graph.__all__
+    assert getattr(dbt_graph, name).__doc__

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from dbt_graph._errors import SelectionError
 from dbt_graph._manifest import Manifest
 from dbt_graph._nodes import Node, ResourceType
-from dbt_graph._selector_methods import fqn_matches
+from dbt_graph._selector_methods import FqnMatcher
 
 _WILDCARDS = frozenset("*?[]")
 _NAMED = {
@@ -165,15 +165,14 @@ class _FqnIndex:
                 self.keys.get(("joined", "_".join(parts[-2:])), ()),
                 self.keys.get(("prefix", len(parts) - 1, parts[-1]), ()),
             )
+        matches = FqnMatcher(value)
         found = set()
         for uid in candidates:
             node = nodes[uid]
             if node.resource_type is ResourceType.SOURCE:
                 continue
             versioned = _versioned(node)
-            if fqn_matches(node.fqn, value, versioned=versioned) or fqn_matches(
-                node.fqn[1:], value, versioned=versioned
-            ):
+            if matches(node.fqn, versioned) or matches(node.fqn[1:], versioned):
                 found.add(uid)
         return found
 

@@ -10,6 +10,8 @@ and applies pathlib's glob rules (Python 3.11): ``*``/``?``/``[...]`` within one
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
@@ -17,6 +19,17 @@ from pathlib import PurePosixPath
 from dbt_graph._manifest import Manifest
 
 _WILDCARDS = frozenset("*?[")
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """The parent directories of a relative POSIX path, nearest first.
+
+    >>> list(ancestors("models/staging/stg.sql"))
+    ['models/staging', 'models']
+    """
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        yield path
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,14 @@ class PathIndex:
     _cache: dict[str, frozenset[str]] = field(
         default_factory=dict, init=False, compare=False, hash=False, repr=False
     )
+
+    @classmethod
+    def for_manifest(cls, manifest: Manifest) -> PathIndex:
+        """The index of a manifest, built on first use and kept while the manifest lives."""
+        index = _INDEXES.get(manifest)
+        if index is None:
+            index = _INDEXES[manifest] = cls.from_manifest(manifest)
+        return index
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> PathIndex:
@@ -47,9 +68,7 @@ class PathIndex:
             m.original_file_path for m in manifest.macros.values() if m.package_name == root
         )
         files.discard("")
-        directories = {
-            str(parent) for file in files for parent in PurePosixPath(file).parents
-        } - {"."}
+        directories = {parent for file in files for parent in ancestors(file)}
         return cls(frozenset(files - directories), frozenset(directories))
 
     def glob(self, pattern: str) -> frozenset[str]:
@@ -68,6 +87,9 @@ class PathIndex:
         return found
 
 
+_INDEXES: weakref.WeakKeyDictionary[Manifest, PathIndex] = weakref.WeakKeyDictionary()
+
+
 def _glob(index: PathIndex, pattern: str) -> frozenset[str]:
     path = PurePosixPath(pattern)
     if path.is_absolute():
@@ -78,10 +100,8 @@ def _glob(index: PathIndex, pattern: str) -> frozenset[str]:
     for part in parts:
         if "**" in part and part != "**":
             raise ValueError("'**' can only be an entire path component")
-    found = {f for f in index.files if _match(parts, 0, PurePosixPath(f).parts, 0, False)}
-    found.update(
-        d for d in index.directories if _match(parts, 0, PurePosixPath(d).parts, 0, True)
-    )
+    found = {f for f in index.files if _match(parts, 0, tuple(f.split("/")), 0, False)}
+    found.update(d for d in index.directories if _match(parts, 0, tuple(d.split("/")), 0, True))
     return frozenset(found)
 
 

@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from functools import cached_property
-from pathlib import PurePosixPath
 from typing import Any
 
 from dbt_graph._errors import SelectionError, StateError
 from dbt_graph._manifest import Manifest
 from dbt_graph._nodes import Node, ResourceType
-from dbt_graph._path_glob import PathIndex
+from dbt_graph._path_glob import PathIndex, ancestors
 from dbt_graph._selector_spec import MethodName
 from dbt_graph._state import SelectionState
 from dbt_graph._state_compare import PARSED_TYPES, StateComparison
@@ -39,7 +38,7 @@ class SearchContext:
     @cached_property
     def paths(self) -> PathIndex:
         """The files and directories of the root project that the manifest reveals."""
-        return PathIndex.from_manifest(self.manifest)
+        return PathIndex.for_manifest(self.manifest)
 
     @cached_property
     def state_comparison(self) -> StateComparison:
@@ -71,29 +70,44 @@ def fqn_matches(fqn: Sequence[str], selector: str, *, versioned: bool) -> bool:
     >>> fqn_matches(("shop", "marts", "customers", "v2"), "customers_v2", versioned=True)
     True
     """
-    if not fqn:
-        return False
-    wanted = selector.split(".")
-    if versioned:
-        if len(fqn) > 1 and fqn[-2] == selector:
-            return True
-        if "_".join(fqn[-2:]) == "_".join(wanted[-2:]):
-            return True
-    elif fqn[-1] == selector:
-        return True
-    flat = [piece for segment in fqn for piece in segment.split(".")]
-    if len(flat) < len(wanted):
-        return False
-    for i, part in enumerate(wanted):
-        if _WILDCARDS.intersection(part):
-            if fnmatch(".".join(flat[i:]), ".".join(wanted[i:])):
+    return FqnMatcher(selector)(fqn, versioned)
+
+
+class FqnMatcher:
+    """:func:`fqn_matches` for one selector, prepared once for many fqns."""
+
+    def __init__(self, selector: str) -> None:
+        self.selector = selector
+        self.wanted = selector.split(".")
+        self.joined_tail = "_".join(self.wanted[-2:])
+        self.prefix = selector + "."
+        self.slurp = next(
+            (i for i, part in enumerate(self.wanted) if _WILDCARDS.intersection(part)), None
+        )
+
+    def __call__(self, fqn: Sequence[str], versioned: bool) -> bool:
+        if not fqn:
+            return False
+        selector = self.selector
+        if versioned:
+            if len(fqn) > 1 and fqn[-2] == selector:
                 return True
-            if "." not in selector:
-                return fnmatch(fqn[-2] if versioned and len(fqn) > 1 else fqn[-1], selector)
+            if "_".join(fqn[-2:]) == self.joined_tail:
+                return True
+        elif fqn[-1] == selector:
+            return True
+        joined = ".".join(fqn)
+        if self.slurp is None:
+            # The flattened fqn starts with the selector's parts.
+            return joined == selector or joined.startswith(self.prefix)
+        flat, wanted, i = joined.split("."), self.wanted, self.slurp
+        if len(flat) < len(wanted) or flat[:i] != wanted[:i]:
             return False
-        if flat[i] != part:
-            return False
-    return True
+        if fnmatch(".".join(flat[i:]), ".".join(wanted[i:])):
+            return True
+        if "." not in selector:
+            return fnmatch(fqn[-2] if versioned and len(fqn) > 1 else fqn[-1], selector)
+        return False
 
 
 def _is_versioned(node: Node) -> bool:
@@ -101,12 +115,10 @@ def _is_versioned(node: Node) -> bool:
 
 
 def _fqn(ctx: SearchContext, arguments: tuple[str, ...], value: Any) -> Iterator[str]:
-    selector = str(value)
+    matches = FqnMatcher(str(value))
     for node in ctx.of_types(_NON_SOURCE):
         versioned = _is_versioned(node)
-        if fqn_matches(node.fqn, selector, versioned=versioned) or fqn_matches(
-            node.fqn[1:], selector, versioned=versioned
-        ):
+        if matches(node.fqn, versioned) or matches(node.fqn[1:], versioned):
             yield node.unique_id
 
 
@@ -171,13 +183,15 @@ def _path(ctx: SearchContext, arguments: tuple[str, ...], value: Any) -> Iterato
         matched = ctx.paths.glob(str(value))
     except ValueError as exc:
         raise SelectionError(f"{value!r} is not a usable path pattern: {exc}.") from None
+    if not matched:
+        return
     for node in ctx.nodes:
-        file = PurePosixPath(node.original_file_path)
+        file = node.original_file_path
         patch = node.patch_path.split("://", 1)[-1] if node.patch_path else None
         if (
-            str(file) in matched
+            file in matched
             or (patch is not None and patch in matched)
-            or any(str(parent) in matched for parent in file.parents)
+            or any(parent in matched for parent in ancestors(file))
         ):
             yield node.unique_id
 
@@ -185,8 +199,10 @@ def _path(ctx: SearchContext, arguments: tuple[str, ...], value: Any) -> Iterato
 def _file(ctx: SearchContext, arguments: tuple[str, ...], value: Any) -> Iterator[str]:
     pattern = str(value)
     for node in ctx.nodes:
-        file = PurePosixPath(node.original_file_path)
-        if fnmatch(file.name, pattern) or fnmatch(file.stem, pattern):
+        name = node.original_file_path.rsplit("/", 1)[-1]
+        dot = name.rfind(".")
+        stem = name[:dot] if dot > 0 else name
+        if fnmatch(name, pattern) or fnmatch(stem, pattern):
             yield node.unique_id
 
 
