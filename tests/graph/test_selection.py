@@ -6,6 +6,7 @@ import doctest
 import importlib
 from typing import Any
 
+import dbt_graph
 import pytest
 from dbt_graph import (
     IndirectSelection,
@@ -368,7 +369,5 @@ def test_docstring_examples_run(module: str) -> None:
     "name", ["select", "node_selector", "SelectionState", "IndirectSelection"]
 )
 def test_selection_api_is_public_and_documented(name: str) -> None:
-    import dbt_graph
-
     assert name in dbt_graph.__all__
     assert getattr(dbt_graph, name).__doc__
