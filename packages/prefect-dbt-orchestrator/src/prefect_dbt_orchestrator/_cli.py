@@ -184,9 +184,14 @@ def _selection(args: argparse.Namespace, vars: Mapping[str, Any] | None) -> dict
 def _plan(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
     try:
         orch = _orchestrator(args)
+    except Exception as exc:
+        return _unusable(exc)
+    try:
         plan = orch.plan(**_selection(args, vars))
     except Exception as exc:
         return _unusable(exc)
+    finally:
+        orch.executor.close()
     print(plan, file=out)
     return EXIT_OK
 
@@ -200,10 +205,14 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
     selection = _selection(args, vars)
     try:
         orch = _orchestrator(args)
+    except Exception as exc:
+        return _unusable(exc)
+    try:
         # Knowing the plan gives the display its total; with --only-fresh-sources that would
         # check freshness twice, so the total is left open instead.
         plan = None if args.only_fresh_sources else orch.plan(**selection)
     except Exception as exc:
+        orch.executor.close()
         return _unusable(exc)
     titles = {}
     if plan is not None:
