@@ -2,7 +2,8 @@
 
 * ``run_dbt_ls``: runs many ``dbt ls`` invocations through dbt's ``dbtRunner`` in two worker
   processes that parse the project once each: a fraction of a second per invocation instead of
-  5-10 s. Run as a script, this module is that worker.
+  5-10 s. Run as a script, this module is that worker (it also runs the fixture's dbt commands
+  one after the other in one process).
 * ``parity_project``: the shop project extended with a semantic layer and a pre-release model
   version, built on DuckDB with one failing test (for ``result:``); ``parity_state``: a state
   directory holding the manifest of an older version of the project, the ``run_results.json``
@@ -25,7 +26,6 @@ from pathlib import Path
 import pytest
 
 SHOP = Path(__file__).parents[1] / "fixtures" / "shop"
-_DBT = Path(sys.executable).parent / "dbt"
 _ALL_SOURCES = ("--select", "source:*")
 
 #: What one ``dbt ls`` printed (its unique_ids), or the error message that stopped it.
@@ -46,20 +46,6 @@ def copy_shop(dest: Path) -> Path:
     return dest
 
 
-def dbt(*args: str, project: Path, ok_codes: tuple[int, ...] = (0,)) -> None:
-    """Run the dbt CLI in ``project`` (whose DuckDB file lives in the project)."""
-    env = {**os.environ, "DBT_DUCKDB_PATH": str(project / "shop.duckdb")}
-    proc = subprocess.run(
-        [str(_DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode not in ok_codes:
-        raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-
-
 @pytest.fixture(scope="session")
 def run_dbt_ls() -> LsRunner:
     """``run(project, [args, ...], duckdb_path=None)``: ``dbt ls <args> --output json
@@ -70,6 +56,22 @@ def run_dbt_ls() -> LsRunner:
     project's own file; pass the one the project was parsed with to let dbt parse partially.
     """
     return _run_dbt_ls
+
+
+def _run_in_worker(project: Path, commands: list[list[str]]) -> None:
+    """Run dbt commands one after the other in one process (one dbt start-up instead of many);
+    failing tests are fine, dbt stopping with an error is not."""
+    env = {**os.environ, "DBT_DUCKDB_PATH": str(project / "shop.duckdb")}
+    proc = subprocess.run(
+        [sys.executable, __file__],
+        input=json.dumps({"project": str(project), "commands": commands}),
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"dbt {commands} failed:\n{proc.stdout}\n{proc.stderr}")
 
 
 def _run_dbt_ls(
@@ -212,25 +214,17 @@ def _parity(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     _make_current(current)
     _make_previous(previous)
 
-    # Every dbt command below also writes target/manifest.json. The project's default YAML
-    # selector leaves sources out, hence the explicit selection for freshness.
-    def build_current() -> None:
-        dbt("build", project=current, ok_codes=(0, 1))
-        (current / "target" / "run_results.json").rename(root / "run_results.json")
-        dbt("source", "freshness", *_ALL_SOURCES, project=current, ok_codes=(0, 1))
-
-    def build_previous() -> None:
-        dbt("seed", project=previous)
-        dbt("source", "freshness", *_ALL_SOURCES, project=previous, ok_codes=(0, 1))
-
+    # Each command also writes target/manifest.json; freshness writes only sources.json besides.
+    # The project's default YAML selector leaves sources out, hence the explicit selection.
+    freshness = ["source", "freshness", *_ALL_SOURCES]
+    jobs = [(current, [["build"], freshness]), (previous, [["seed"], freshness])]
     with ThreadPoolExecutor(2) as pool:
-        for future in [pool.submit(build_current), pool.submit(build_previous)]:
-            future.result()
+        list(pool.map(lambda job: _run_in_worker(*job), jobs))
     state = root / "state"
     state.mkdir()
     shutil.copy(previous / "target" / "manifest.json", state / "manifest.json")
     shutil.copy(previous / "target" / "sources.json", state / "sources.json")
-    shutil.copy(root / "run_results.json", state / "run_results.json")
+    shutil.copy(current / "target" / "run_results.json", state / "run_results.json")
     return current, state
 
 
@@ -253,6 +247,12 @@ def _worker() -> None:
     request = json.load(sys.stdin)
     project = request["project"]
     common = ["--project-dir", project, "--profiles-dir", project, "--quiet"]
+    if "commands" in request:
+        for command in request["commands"]:
+            done = dbtRunner().invoke([*command, *common])
+            if done.exception is not None:
+                raise SystemExit(f"dbt {' '.join(command)} failed: {done.exception}")
+        return
     # A manifest read back from manifest.json would not do: dbt tells generic from singular
     # tests by their Python classes, which only parsing restores. Partial parsing keeps it short.
     parsed = dbtRunner().invoke(["parse", *common])
