@@ -158,19 +158,15 @@ def _spec(
     selector: str | None,
     mode: IndirectSelection,
 ) -> tuple[Spec, str]:
-    if selector is not None:
-        return yaml_selector_spec(manifest, selector, indirect_selection=mode), (
-            f"--selector {selector}"
-        )
+    """The spec tree to evaluate, and the expression to quote in errors."""
     included, excluded = split_terms(select), split_terms(exclude)
-    if included is None and excluded is None:
-        default = default_selector_name(manifest)
-        if default is not None:
-            return yaml_selector_spec(manifest, default, indirect_selection=mode), (
-                f"--selector {default} (the default selector)"
-            )
-    spec = parse_cli(included, excluded, indirect_selection=mode)
-    return spec, spec.raw
+    if selector is None and included is None and excluded is None:
+        selector = default_selector_name(manifest)
+    if selector is not None:
+        spec = yaml_selector_spec(manifest, selector, indirect_selection=mode)
+        return spec, f"--selector {selector}"
+    cli = parse_cli(included, excluded, indirect_selection=mode)
+    return cli, cli.raw
 
 
 class _Evaluator:
