@@ -449,8 +449,10 @@ class _RunArgs:
             "--profiles-dir",
             str(self.paths.profiles_dir),
             *_QUIET,
-            # Per-node runs need neither the JSON artifacts nor dbt's usage tracking.
+            # Per-node runs need no JSON artifacts, and dbt's relation cache only for the
+            # schemas of the nodes being run (not one Relation per manifest node).
             "--no-write-json",
+            "--cache-selected-only",
         ]
         if not _has_flag(lane.extra_args, "--log-level-file"):
             args += ["--log-level-file", "none"]

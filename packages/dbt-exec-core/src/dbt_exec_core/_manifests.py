@@ -25,21 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import Manifest, Node, ResourceType, load_manifest
+from dbt_graph import Manifest, load_manifest, node_selector
 
 from dbt_exec_core._project import canonical_vars
 from dbt_exec_core._protocol import ManifestRef
-
-try:
-    from dbt_graph import node_selector
-except ImportError:  # dbt_graph._addressing is being written; drop this when it is exported
-
-    def node_selector(node: Node | str, manifest: Manifest) -> str:  # type: ignore[misc]
-        target = manifest.node(node if isinstance(node, str) else node.unique_id)
-        if target.resource_type is ResourceType.SOURCE:
-            return f"source:{target.package_name}.{target.source_name}.{target.name}"
-        return f"fqn:{'.'.join(target.fqn)},resource_type:{target.resource_type.value}"
-
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RECORD_FILE = "fingerprint.json"

@@ -120,6 +120,7 @@ class _Batch:
     args: tuple[str, ...]
     early: bool
     requested: frozenset[str] = frozenset()
+    started: float = 0.0
     timed_out: list[Job] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -330,6 +331,15 @@ class Scheduler:
             job.deadline = now + job.timeout if job.timeout is not None else None
             job.invocation_args = args
         worker.batch = batch
+        batch.started = now
+        logger.debug(
+            "invocation %d on worker %d: %s, %d request(s), %d node(s)",
+            batch_id,
+            worker.index,
+            first.kind if first.kind != RUN else args[0],
+            len(jobs),
+            len(requested),
+        )
         if manifest is not None:
             worker.keys.add(manifest.key)
         try:
@@ -353,6 +363,9 @@ class Scheduler:
             if isinstance(message, NodeDone):
                 self._node_done(batch, message.result)
             elif isinstance(message, InvokeDone):
+                logger.debug(
+                    "invocation %d done in %.3fs", batch.id, time.monotonic() - batch.started
+                )
                 self._invoke_done(batch, message)
                 worker.batch = None
                 self._cond.notify_all()

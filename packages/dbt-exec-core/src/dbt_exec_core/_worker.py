@@ -35,6 +35,7 @@ from dbt_exec_core._protocol import (
     DEPS,
     FRESHNESS,
     PARSE,
+    RUN,
     Cancel,
     Cancelled,
     Invoke,
@@ -99,6 +100,7 @@ class Worker:
         self._send_lock = threading.Lock()
         self._inbox: queue.Queue[Invoke | None] = queue.Queue()
         self._min_rank = _convert.level_rank(str(config.get("log_level", "info")))
+        self._log_level = str(config.get("log_level", "info"))
         self._work_dir = str(config["work_dir"])
         self._manifests: OrderedDict[str, _LoadedManifest] = OrderedDict()
         self._capture: _Capture | None = None
@@ -108,6 +110,7 @@ class Worker:
         threading.Thread(target=self._listen, name="dbt-exec-core-listener", daemon=True).start()
         warm_up()
         _speedups.install()
+        _speedups.drop_events_below(self._log_level)
         self._send(Ready(pid=os.getpid()))
         while True:
             invoke = self._inbox.get()
@@ -161,20 +164,23 @@ class Worker:
 
                 with FileLock(invoke.duckdb_lock, thread_local=False):
                     try:
-                        outcome = self._invoke(args, capture)
+                        outcome = self._invoke(args, capture, invoke.kind)
                     finally:
                         _close_duckdb()
             else:
-                outcome = self._invoke(args, capture)
+                outcome = self._invoke(args, capture, invoke.kind)
         finally:
             self._capture = None
         return self._finish(invoke, capture, outcome, loaded)
 
-    def _invoke(self, args: list[str], capture: _Capture) -> Any:
+    def _invoke(self, args: list[str], capture: _Capture, kind: str) -> Any:
         from dbt.cli.main import dbtRunner
 
         runner = dbtRunner(manifest=capture.manifest, callbacks=[self._on_event])
-        return runner.invoke(args)
+        if kind != RUN:
+            return runner.invoke(args)
+        with _speedups.exact_selection(capture.requested):
+            return runner.invoke(args)
 
     def _finish(self, invoke: Invoke, capture: _Capture, outcome: Any, loaded: Any) -> InvokeDone:
         error = None
