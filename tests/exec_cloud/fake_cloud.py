@@ -28,7 +28,7 @@ import respx
 from dbt_graph import Manifest, Node, ResourceType, load_manifest
 
 HOST = "cloud.fake-dbt.test"
-TOKEN = "dbc_SuperSecretToken_4f9c2a7e1b"
+TOKEN = "dbc_fake-token-4f9c-2a7e-1b"
 ACCOUNT = 1
 PROJECT = 10
 ENVIRONMENT = 20
@@ -119,7 +119,8 @@ class FakeDbtCloud:
         manifest_path: The shop project's manifest.json, served as the compile/job artifact and
             used to evaluate selectors.
         outcomes: Status per unique_id (dbt's strings); others succeed (tests ``pass``).
-        polls_until_done: Status polls a run answers with a non-terminal status.
+        polls_until_done: Status polls a run answers with a non-terminal status; negative: the
+            trigger's answer is already terminal (so executors never wait a poll interval).
     """
 
     def __init__(
@@ -128,7 +129,11 @@ class FakeDbtCloud:
         *,
         outcomes: dict[str, str] | None = None,
         polls_until_done: int = 2,
+        project_id: int = PROJECT,
+        environment_id: int = ENVIRONMENT,
     ) -> None:
+        self.project_id = project_id
+        self.environment_id = environment_id
         self.manifest_bytes = manifest_path.read_bytes()
         self.manifest: Manifest = load_manifest(manifest_path)
         self.outcomes: dict[str, str] = dict(outcomes or {})
@@ -268,8 +273,8 @@ class FakeDbtCloud:
         return {
             "id": job_id,
             "account_id": ACCOUNT,
-            "project_id": PROJECT,
-            "environment_id": ENVIRONMENT,
+            "project_id": self.project_id,
+            "environment_id": self.environment_id,
             "name": body["name"],
             "execute_steps": body.get("execute_steps", []),
             "settings": body.get("settings") or {"threads": 4, "target_name": "default"},
@@ -297,7 +302,7 @@ class FakeDbtCloud:
                 "The request was invalid. Please double check the provided data and try again.",
                 data=invalid,
             )
-        if body["project_id"] != PROJECT or body["environment_id"] != ENVIRONMENT:
+        if body["project_id"] != self.project_id or body["environment_id"] != self.environment_id:
             return _error(404, _MESSAGES[404])
         job_id = next(self._ids)
         self.jobs[job_id] = self._job_json(job_id, body)
@@ -343,8 +348,8 @@ class FakeDbtCloud:
             "id": run["id"],
             "trigger_id": run["id"],
             "account_id": ACCOUNT,
-            "environment_id": ENVIRONMENT,
-            "project_id": PROJECT,
+            "environment_id": self.environment_id,
+            "project_id": self.project_id,
             "job_definition_id": run["job_id"],
             "status": status,
             "status_humanized": _HUMAN[status],
@@ -376,10 +381,11 @@ class FakeDbtCloud:
             final = self.force_status
         if self.omit_artifacts:
             artifacts = {}
+        instant = self.polls_until_done < 0  # a run already finished when the trigger answers
         self.runs[run_id] = {
             "id": run_id,
             "job_id": job["id"],
-            "status": 1,
+            "status": final if instant else 1,
             "polls": 0,
             "final": final,
             "status_message": None,

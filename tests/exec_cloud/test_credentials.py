@@ -10,7 +10,7 @@ import pytest
 from dbt_exec_cloud import ConfigurationError, DbtCloudCredentials, Secret
 from pydantic import SecretStr
 
-KEY = "dbc_0123456789abcdefTOKEN"
+KEY = "dbc_0123-4567-89ab-cdef-TOKEN"
 
 
 def test_the_key_is_hidden_in_repr_str_and_format() -> None:
