@@ -129,14 +129,16 @@ def dbt_cli(*args: str, project: Path, env: dict[str, str] | None = None) -> str
         capture_output=True,
         text=True,
     )
-    if proc.returncode not in (0, 1) or (proc.returncode == 1 and args[0] in ("parse", "deps", "ls")):
+    if proc.returncode not in (0, 1) or (
+        proc.returncode == 1 and args[0] in ("parse", "deps", "ls")
+    ):
         raise AssertionError(f"dbt {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
 
 
 @pytest.fixture(scope="session")
 def shop_parsed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A session-wide copy of the shop project after `dbt deps` and `dbt parse`. Do not modify it."""
+    """A session-wide copy of the shop project after `dbt deps` and `dbt parse` (read only)."""
     project = copy_shop_project(tmp_path_factory.mktemp("shop-parsed"))
     dbt_cli("deps", project=project)
     dbt_cli("parse", project=project)

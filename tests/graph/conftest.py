@@ -84,9 +84,7 @@ def _run_dbt_ls(
     return [halves[i % 2][i // 2] for i in range(len(invocations))]
 
 
-def _ls_worker(
-    project: Path, invocations: list[Sequence[str]], database: Path
-) -> list[LsOutcome]:
+def _ls_worker(project: Path, invocations: list[Sequence[str]], database: Path) -> list[LsOutcome]:
     if not invocations:
         return []
     with tempfile.TemporaryDirectory() as scratch:
@@ -188,12 +186,14 @@ def _make_previous(project: Path) -> None:
     _edit(staging / "stg_orders.sql", "select\n", "select distinct\n")  # body
     _edit(marts / "order_events.sql", 'unique_key="order_id"', 'unique_key="status"')  # configs
     _edit(
-        project / "macros" / "cents_to_dollars.sql", "round({{ expression }}, 2)",
+        project / "macros" / "cents_to_dollars.sql",
+        "round({{ expression }}, 2)",
         "round({{ expression }}, 3)",
     )  # macros
     _edit(staging / "staging.yml", "One row per customer.", "A customer.")  # descriptions
     _edit(
-        staging / "stg_payments.sql", 'config(tags=["finance"])',
+        staging / "stg_payments.sql",
+        'config(tags=["finance"])',
         'config(tags=["finance"], alias="payments")',
     )  # relation
     (marts / "legacy_report.sql").unlink()  # new in the current version

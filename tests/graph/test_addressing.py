@@ -99,8 +99,9 @@ def test_unknown_node_raises_key_error(tricky: Manifest) -> None:
 def test_addressing_every_node_of_a_large_project_is_fast() -> None:
     b = ManifestBuilder()
     for i in range(2000):
-        b.model(f"m{i}", path=f"models/layer{i % 10}/m{i}.sql",
-                depends_on=[f"m{i - 1}"] if i else [])
+        b.model(
+            f"m{i}", path=f"models/layer{i % 10}/m{i}.sql", depends_on=[f"m{i - 1}"] if i else []
+        )
     m = b.build()
     start = time.perf_counter()
     selectors = {uid: node_selector(uid, m) for uid in m.nodes}
@@ -122,14 +123,16 @@ def test_dbt_ls_lists_exactly_the_addressed_node(
         sel = selectors[n.unique_id]
         # Exact on its own with indirect selection off, and in a command that runs only the
         # node's resource type (as `dbt run`/`seed`/`snapshot`/`test` do) with dbt's default.
-        invocations.append(["--select", sel, "--indirect-selection", "empty",
-                            "--resource-type", "all"])
+        invocations.append(
+            ["--select", sel, "--indirect-selection", "empty", "--resource-type", "all"]
+        )
         invocations.append(["--select", sel, "--resource-type", n.resource_type.value])
     outcomes = run_dbt_ls(project, invocations, duckdb_path=shop_parsed / "shop.duckdb")
     wrong = {
         (n.unique_id, selectors[n.unique_id], i % 2): outcome
-        for i, (n, outcome) in enumerate(zip([n for n in nodes for _ in (0, 1)], outcomes,
-                                             strict=True))
+        for i, (n, outcome) in enumerate(
+            zip([n for n in nodes for _ in (0, 1)], outcomes, strict=True)
+        )
         if outcome != {n.unique_id}
     }
     assert wrong == {}

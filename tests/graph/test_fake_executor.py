@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor_contract import ContractCase, check_executor_contract
-
 from dbt_graph import Command, ExecutionRequest, NodeStatus
 from dbt_graph.testing import FakeExecutor, ManifestBuilder
+from executor_contract import ContractCase, check_executor_contract
 
 
 def _manifest(tmp_path: Path):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dbt_graph import CycleError, TestStrategy, build_plan, executable_parents, load_manifest
 from dbt_graph.testing import ManifestBuilder
 
@@ -29,18 +28,24 @@ def test_disconnected_nodes_share_the_first_wave_in_manifest_order() -> None:
 
 def test_diamond_has_three_waves() -> None:
     m = (
-        ManifestBuilder().model("a").model("b", depends_on=["a"]).model("c", depends_on=["a"])
-        .model("d", depends_on=["b", "c"]).build()
+        ManifestBuilder()
+        .model("a")
+        .model("b", depends_on=["a"])
+        .model("c", depends_on=["a"])
+        .model("d", depends_on=["b", "c"])
+        .build()
     )
     assert waves(build_plan(m)) == [["a"], ["b", "c"], ["d"]]
 
 
 def test_ephemeral_parents_are_passed_through_nested() -> None:
     m = (
-        ManifestBuilder().seed("raw")
+        ManifestBuilder()
+        .seed("raw")
         .model("e1", materialized="ephemeral", depends_on=["raw"])
         .model("e2", materialized="ephemeral", depends_on=["e1"])
-        .model("mart", depends_on=["e2"]).build()
+        .model("mart", depends_on=["e2"])
+        .build()
     )
     plan = build_plan(m)
     assert waves(plan) == [["raw"], ["mart"]]
@@ -50,8 +55,11 @@ def test_ephemeral_parents_are_passed_through_nested() -> None:
 
 def test_sources_and_exposures_are_never_executed() -> None:
     m = (
-        ManifestBuilder().source("app", "orders").model("stg", depends_on=["app.orders"])
-        .exposure("dash", depends_on=["stg"]).build()
+        ManifestBuilder()
+        .source("app", "orders")
+        .model("stg", depends_on=["app.orders"])
+        .exposure("dash", depends_on=["stg"])
+        .build()
     )
     plan = build_plan(m)
     assert list(plan.nodes) == ["model.p.stg"]
@@ -60,8 +68,11 @@ def test_sources_and_exposures_are_never_executed() -> None:
 
 def test_true_cycle_raises_listing_the_cycle() -> None:
     m = (
-        ManifestBuilder().model("a", depends_on=["model.p.c"]).model("b", depends_on=["a"])
-        .model("c", depends_on=["b"]).build()
+        ManifestBuilder()
+        .model("a", depends_on=["model.p.c"])
+        .model("b", depends_on=["a"])
+        .model("c", depends_on=["b"])
+        .build()
     )
     with pytest.raises(CycleError) as info:
         build_plan(m)
@@ -71,7 +82,10 @@ def test_true_cycle_raises_listing_the_cycle() -> None:
 
 def test_immediate_test_runs_after_its_parent_and_before_its_children() -> None:
     m = (
-        ManifestBuilder().model("a").test("t_a", depends_on=["a"]).model("b", depends_on=["a"])
+        ManifestBuilder()
+        .model("a")
+        .test("t_a", depends_on=["a"])
+        .model("b", depends_on=["a"])
         .build()
     )
     plan = build_plan(m, test_strategy=TestStrategy.IMMEDIATE)
@@ -82,9 +96,13 @@ def test_immediate_test_runs_after_its_parent_and_before_its_children() -> None:
 def test_multi_parent_relationship_test_on_a_chain_adds_no_cycle() -> None:
     # rel(b -> a): parents a and b, b is a child of a; b must not wait for the test.
     m = (
-        ManifestBuilder().model("a").model("b", depends_on=["a"])
+        ManifestBuilder()
+        .model("a")
+        .model("b", depends_on=["a"])
         .test("rel_b_a", depends_on=["b", "a"], test_name="relationships")
-        .model("c", depends_on=["b"]).model("d", depends_on=["a"]).build()
+        .model("c", depends_on=["b"])
+        .model("d", depends_on=["a"])
+        .build()
     )
     plan = build_plan(m)
     assert "test.p.rel_b_a" not in plan.dependencies["model.p.b"]
@@ -95,7 +113,10 @@ def test_multi_parent_relationship_test_on_a_chain_adds_no_cycle() -> None:
 
 def test_unit_test_runs_before_the_model_it_tests() -> None:
     m = (
-        ManifestBuilder().seed("raw").model("m", depends_on=["raw"]).unit_test("ut", model="m")
+        ManifestBuilder()
+        .seed("raw")
+        .model("m", depends_on=["raw"])
+        .unit_test("ut", model="m")
         .build()
     )
     plan = build_plan(m)
@@ -104,8 +125,13 @@ def test_unit_test_runs_before_the_model_it_tests() -> None:
 
 def test_deferred_runs_all_tests_in_one_final_phase() -> None:
     m = (
-        ManifestBuilder().model("a").test("t_a", depends_on=["a"]).model("b", depends_on=["a"])
-        .test("t_b", depends_on=["b"]).unit_test("ut", model="b").build()
+        ManifestBuilder()
+        .model("a")
+        .test("t_a", depends_on=["a"])
+        .model("b", depends_on=["a"])
+        .test("t_b", depends_on=["b"])
+        .unit_test("ut", model="b")
+        .build()
     )
     plan = build_plan(m, test_strategy="deferred")
     assert waves(plan) == [["a"], ["b"], ["t_a", "t_b", "b.ut"]]
@@ -119,7 +145,13 @@ def test_skip_drops_every_test() -> None:
 
 
 def test_unselected_middle_node_keeps_order_across_it() -> None:
-    m = ManifestBuilder().model("a").model("b", depends_on=["a"]).model("c", depends_on=["b"]).build()
+    m = (
+        ManifestBuilder()
+        .model("a")
+        .model("b", depends_on=["a"])
+        .model("c", depends_on=["b"])
+        .build()
+    )
     plan = build_plan(m, {"model.p.a", "model.p.c"})
     assert waves(plan) == [["a"], ["c"]]
     assert plan.dependencies["model.p.c"] == ("model.p.a",)

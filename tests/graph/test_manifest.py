@@ -5,7 +5,6 @@ import pickle
 from pathlib import Path
 
 import pytest
-
 from dbt_graph import ManifestError, ResourceType, load_manifest, parse_manifest
 from dbt_graph.testing import ManifestBuilder
 
@@ -14,8 +13,14 @@ def test_shop_manifest_reads_every_resource_type(shop_manifest_path: Path) -> No
     m = load_manifest(shop_manifest_path)
     types = {n.resource_type for n in m.nodes.values()}
     assert {
-        ResourceType.MODEL, ResourceType.SEED, ResourceType.SNAPSHOT, ResourceType.TEST,
-        ResourceType.UNIT_TEST, ResourceType.SOURCE, ResourceType.EXPOSURE, ResourceType.ANALYSIS,
+        ResourceType.MODEL,
+        ResourceType.SEED,
+        ResourceType.SNAPSHOT,
+        ResourceType.TEST,
+        ResourceType.UNIT_TEST,
+        ResourceType.SOURCE,
+        ResourceType.EXPOSURE,
+        ResourceType.ANALYSIS,
     } <= types
     assert m.project_name == "shop" and m.adapter_type == "duckdb"
     assert "macro.shop.cents_to_dollars" in m.macros

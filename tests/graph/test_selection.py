@@ -56,8 +56,9 @@ def dag() -> Manifest:
 
 
 TESTS = ("not_null_stg", "rel_mart_b", "assert_mart", "unit_test.p.mart.test_mart")
-DAG_IDS = ids("raw", "stg", "stg_b", "mart", "other", "source.p.app.orders", "exposure.p.dash",
-              *TESTS)
+DAG_IDS = ids(
+    "raw", "stg", "stg_b", "mart", "other", "source.p.app.orders", "exposure.p.dash", *TESTS
+)
 
 
 @pytest.mark.parametrize(
@@ -142,8 +143,10 @@ def test_value_errors_surface_even_inside_a_longer_expression(dag: Manifest) -> 
         ("stg+", ids("stg", "mart", "other", "exposure.p.dash", *TESTS)),
         ("stg+1", ids("stg", "mart", "not_null_stg")),
         ("@stg", frozenset(DAG_IDS)),
-        ("+exposure:dash", ids("raw", "stg", "stg_b", "mart", "source.p.app.orders",
-                               "exposure.p.dash")),
+        (
+            "+exposure:dash",
+            ids("raw", "stg", "stg_b", "mart", "source.p.app.orders", "exposure.p.dash"),
+        ),
         ("stg mart", ids("stg", "mart")),
         ("+mart,stg+", ids("stg", "mart")),
         ("0+mart", ids("mart")),
@@ -164,13 +167,15 @@ def test_start_nodes_count_as_parents_only_when_reached_from_another(dag: Manife
 def test_exclude_also_removes_the_tests_of_excluded_nodes(dag: Manifest) -> None:
     # Like the selection, the exclusion takes adjacent tests eagerly: rel_mart_b goes with stg_b.
     selected = select(dag, "+mart", exclude=["stg_b raw", "source:*"])
-    assert selected == ids("stg", "mart", "not_null_stg", "assert_mart",
-                           "unit_test.p.mart.test_mart")
+    assert selected == ids(
+        "stg", "mart", "not_null_stg", "assert_mart", "unit_test.p.mart.test_mart"
+    )
 
 
 def test_exclude_alone_starts_from_dbt_default_includes(dag: Manifest) -> None:
-    assert select(dag, exclude="mart+") == ids("raw", "stg", "stg_b", "not_null_stg",
-                                               "source.p.app.orders")
+    assert select(dag, exclude="mart+") == ids(
+        "raw", "stg", "stg_b", "not_null_stg", "source.p.app.orders"
+    )
 
 
 def test_no_arguments_select_everything_but_analyses(dag: Manifest) -> None:
@@ -216,8 +221,10 @@ def test_unknown_indirect_selection_mode_raises(dag: Manifest) -> None:
     ("resource_types", "expected"),
     [
         (["model"], ids("stg", "mart")),
-        ([ResourceType.TEST, "unit_test"], ids("not_null_stg", "rel_mart_b", "assert_mart",
-                                               "unit_test.p.mart.test_mart")),
+        (
+            [ResourceType.TEST, "unit_test"],
+            ids("not_null_stg", "rel_mart_b", "assert_mart", "unit_test.p.mart.test_mart"),
+        ),
         ("seed", frozenset()),
         (["all"], ids("stg", "mart", *TESTS)),
         (["default", "model"], ids("stg", "mart", *TESTS)),
@@ -261,26 +268,68 @@ def yaml_manifest(**selectors: Any) -> Manifest:
     [
         ("tag:nightly", ids("stg", "mart", "not_null_stg", "rel_mart_other")),
         ({"tag": "finance"}, ids("mart", "rel_mart_other")),
-        ({"method": "fqn", "value": "mart", "parents": True}, ids("raw", "stg", "mart",
-                                                                   "not_null_stg",
-                                                                   "rel_mart_other")),
-        ({"method": "fqn", "value": "mart", "parents": True, "parents_depth": 1,
-          "indirect_selection": "empty"}, ids("stg", "mart")),
-        ({"method": "fqn", "value": "mart", "parents": True, "parents_depth": 0,
-          "indirect_selection": "empty"}, ids("raw", "stg", "mart")),
-        ({"method": "fqn", "value": "stg", "children": True, "children_depth": 1,
-          "indirect_selection": "cautious"}, ids("stg", "mart", "not_null_stg")),
-        ({"method": "fqn", "value": "other", "childrens_parents": True,
-          "indirect_selection": "empty"}, ids("raw", "stg", "mart", "other", "rel_mart_other")),
-        ({"union": [{"method": "tag", "value": "nightly"}, {"exclude": ["mart"]}]},
-         ids("stg", "not_null_stg")),
-        ({"intersection": ["tag:nightly", {"method": "config.materialized", "value": "view"},
-                           {"exclude": [{"tag": "finance"}, "raw"]}]},
-         ids("stg", "not_null_stg")),
-        ({"method": "tag", "value": "nightly", "exclude": ["mart"]},
-         ids("stg", "not_null_stg")),
-        ({"union": [{"method": "fqn", "value": "mart", "indirect_selection": "empty"}, "stg"]},
-         ids("mart", "stg", "not_null_stg")),
+        (
+            {"method": "fqn", "value": "mart", "parents": True},
+            ids("raw", "stg", "mart", "not_null_stg", "rel_mart_other"),
+        ),
+        (
+            {
+                "method": "fqn",
+                "value": "mart",
+                "parents": True,
+                "parents_depth": 1,
+                "indirect_selection": "empty",
+            },
+            ids("stg", "mart"),
+        ),
+        (
+            {
+                "method": "fqn",
+                "value": "mart",
+                "parents": True,
+                "parents_depth": 0,
+                "indirect_selection": "empty",
+            },
+            ids("raw", "stg", "mart"),
+        ),
+        (
+            {
+                "method": "fqn",
+                "value": "stg",
+                "children": True,
+                "children_depth": 1,
+                "indirect_selection": "cautious",
+            },
+            ids("stg", "mart", "not_null_stg"),
+        ),
+        (
+            {
+                "method": "fqn",
+                "value": "other",
+                "childrens_parents": True,
+                "indirect_selection": "empty",
+            },
+            ids("raw", "stg", "mart", "other", "rel_mart_other"),
+        ),
+        (
+            {"union": [{"method": "tag", "value": "nightly"}, {"exclude": ["mart"]}]},
+            ids("stg", "not_null_stg"),
+        ),
+        (
+            {
+                "intersection": [
+                    "tag:nightly",
+                    {"method": "config.materialized", "value": "view"},
+                    {"exclude": [{"tag": "finance"}, "raw"]},
+                ]
+            },
+            ids("stg", "not_null_stg"),
+        ),
+        ({"method": "tag", "value": "nightly", "exclude": ["mart"]}, ids("stg", "not_null_stg")),
+        (
+            {"union": [{"method": "fqn", "value": "mart", "indirect_selection": "empty"}, "stg"]},
+            ids("mart", "stg", "not_null_stg"),
+        ),
     ],
 )
 def test_yaml_selector_definitions(definition: Any, expected: frozenset[str]) -> None:
@@ -326,8 +375,7 @@ def test_yaml_selector_can_reuse_an_earlier_one() -> None:
         ({"union": "stg"}, "must be a list"),
         ({"union": [3]}, "strings or dicts"),
         ({"method": "tag", "parents": True}, "'method' and 'value'"),
-        ({"method": "tag", "value": "x", "parents_depth": "two", "parents": True},
-         "whole number"),
+        ({"method": "tag", "value": "x", "parents_depth": "two", "parents": True}, "whole number"),
         ({"method": "tag", "value": "x", "indirect_selection": "lazy"}, "indirect_selection"),
         ({"method": "selector", "value": "later"}, "defined before this one"),
         ({"tag": ["a", "b"]}, "scalar"),
@@ -365,9 +413,7 @@ def test_docstring_examples_run(module: str) -> None:
     assert result.failed == 0
 
 
-@pytest.mark.parametrize(
-    "name", ["select", "node_selector", "SelectionState", "IndirectSelection"]
-)
+@pytest.mark.parametrize("name", ["select", "node_selector", "SelectionState", "IndirectSelection"])
 def test_selection_api_is_public_and_documented(name: str) -> None:
     assert name in dbt_graph.__all__
     assert getattr(dbt_graph, name).__doc__

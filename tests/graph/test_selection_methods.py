@@ -63,12 +63,24 @@ def shop() -> Manifest:
             path="models/staging/staging.yml",
             severity="warn",
         )
-        .test("relationships_orders", depends_on=["orders", "stg_orders"],
-              test_name="relationships", path="models/marts/marts.yml")
-        .test("assert_positive", depends_on=["orders"], test_name=None,
-              path="tests/assert_positive.sql")
-        .unit_test("test_orders", model="orders", fqn=["p", "marts", "orders", "test_orders"],
-                   original_file_path="models/marts/marts.yml")
+        .test(
+            "relationships_orders",
+            depends_on=["orders", "stg_orders"],
+            test_name="relationships",
+            path="models/marts/marts.yml",
+        )
+        .test(
+            "assert_positive",
+            depends_on=["orders"],
+            test_name=None,
+            path="tests/assert_positive.sql",
+        )
+        .unit_test(
+            "test_orders",
+            model="orders",
+            fqn=["p", "marts", "orders", "test_orders"],
+            original_file_path="models/marts/marts.yml",
+        )
         .exposure("dashboard", depends_on=["orders"])
     )
     for version in ("1", "2", "3"):
@@ -91,13 +103,16 @@ def shop() -> Manifest:
     }
     data["metrics"] = {
         "metric.p.revenue": _semantic(
-            "metric", "revenue", ["semantic_model.p.orders_sm"],
+            "metric",
+            "revenue",
+            ["semantic_model.p.orders_sm"],
             config={"enabled": True, "group": "finance", "meta": {}},
         )
     }
     data["saved_queries"] = {
-        "saved_query.p.daily_revenue": _semantic("saved_query", "daily_revenue",
-                                                 ["metric.p.revenue"])
+        "saved_query.p.daily_revenue": _semantic(
+            "saved_query", "daily_revenue", ["metric.p.revenue"]
+        )
     }
     return parse_manifest(data)
 
@@ -137,8 +152,7 @@ def short(uid: str) -> str:
         # paths and files
         ("path:models/staging", {"stg_orders", "not_null_stg_orders_id", "utils.helper"}),
         ("models/staging/stg_orders.sql", {"stg_orders"}),
-        ("path:models/marts/marts.yml",
-         {"orders", "relationships_orders", "orders.test_orders"}),
+        ("path:models/marts/marts.yml", {"orders", "relationships_orders", "orders.test_orders"}),
         ("path:models/*/customers_v?.sql", {"customers.v1", "customers.v2", "customers.v3"}),
         ("path:models/**/orders.sql", {"orders"}),
         ("path:models/does_not_exist", set()),
@@ -148,8 +162,7 @@ def short(uid: str) -> str:
         ("file:customers_v*", {"customers.v1", "customers.v2", "customers.v3"}),
         ("file:marts", {"relationships_orders", "orders.test_orders"}),
         # config
-        ("config.materialized:table", {"orders", "customers.v1", "customers.v2",
-                                       "customers.v3"}),
+        ("config.materialized:table", {"orders", "customers.v1", "customers.v2", "customers.v3"}),
         ("config.meta.owner:finance@example.com", {"orders"}),
         ("config.grants.select:analyst", {"orders"}),
         ("config.tags:daily", {"stg_orders"}),
@@ -166,8 +179,7 @@ def short(uid: str) -> str:
         ("test_type:schema", {"not_null_stg_orders_id", "relationships_orders"}),
         ("test_type:singular", {"assert_positive"}),
         ("test_type:sing", {"assert_positive"}),
-        ("test_type:data", {"not_null_stg_orders_id", "relationships_orders",
-                            "assert_positive"}),
+        ("test_type:data", {"not_null_stg_orders_id", "relationships_orders", "assert_positive"}),
         ("test_type:unit", {"orders.test_orders"}),
         ("test_name:relation*", {"relationships_orders"}),
         ("test_name:test_orders", {"orders.test_orders"}),

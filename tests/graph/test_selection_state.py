@@ -27,13 +27,18 @@ def previous_project() -> dict[str, Any]:
     data = (
         ManifestBuilder()
         .macro("inner", "{% macro inner() %}1{% endmacro %}")
-        .macro("outer", "{% macro outer() %}{{ inner() }}{% endmacro %}",
-               depends_on=["macro.p.inner"])
+        .macro(
+            "outer", "{% macro outer() %}{{ inner() }}{% endmacro %}", depends_on=["macro.p.inner"]
+        )
         .seed("raw")
         .source("app", "orders", warn_after=(1, "day"))
         .model("stg", depends_on=["raw"], macros=["macro.p.outer"])
-        .model("mart", depends_on=["stg"], materialized="table",
-               config={"persist_docs": {"relation": True}})
+        .model(
+            "mart",
+            depends_on=["stg"],
+            materialized="table",
+            config={"persist_docs": {"relation": True}},
+        )
         .model("other", depends_on=["app.orders"])
         .test("not_null_stg", depends_on=["stg"])
         .test("assert_mart", depends_on=["mart"], test_name=None)
@@ -100,15 +105,16 @@ def state_of(edit: Edit) -> tuple[Manifest, SelectionState]:
         (config_setter("model.p.mart", "alias", "m"), "modified.relation", {"mart"}),
         (config_setter("model.p.mart", "alias", "m"), "modified.configs", set()),
         (config_setter("model.p.mart", "alias", "m"), "modified", {"mart"}),
-        (setter("model.p.mart", description="new"), "modified.persisted_descriptions",
-         {"mart"}),
+        (setter("model.p.mart", description="new"), "modified.persisted_descriptions", {"mart"}),
         (setter("model.p.stg", description="new"), "modified", set()),
         (change_macro, "modified.macros", {"stg"}),
         (change_macro, "modified", {"stg"}),
-        (setter("seed.p.raw", checksum={"name": "sha256", "checksum": "other"}),
-         "modified.body", {"raw"}),
-        (config_setter("test.p.not_null_stg", "severity", "warn"), "modified",
-         {"not_null_stg"}),
+        (
+            setter("seed.p.raw", checksum={"name": "sha256", "checksum": "other"}),
+            "modified.body",
+            {"raw"},
+        ),
+        (config_setter("test.p.not_null_stg", "severity", "warn"), "modified", {"not_null_stg"}),
         (setter("test.p.not_null_stg", raw_code="changed"), "modified", set()),
         (setter("test.p.assert_mart", raw_code="changed"), "modified", {"assert_mart"}),
         (setter("unit_test.p.mart.test_mart", checksum="changed"), "modified", {"test_mart"}),
@@ -116,17 +122,32 @@ def state_of(edit: Edit) -> tuple[Manifest, SelectionState]:
         (add_model, "new", {"fresh", "app.items"}),
         (add_model, "modified", {"fresh"}),
         (add_model, "modified.contract", {"fresh"}),
-        (add_model, "old", {"raw", "stg", "mart", "other", "not_null_stg", "assert_mart",
-                            "test_mart", "dash", "app.orders"}),
+        (
+            add_model,
+            "old",
+            {
+                "raw",
+                "stg",
+                "mart",
+                "other",
+                "not_null_stg",
+                "assert_mart",
+                "test_mart",
+                "dash",
+                "app.orders",
+            },
+        ),
         (enforce_contract, "modified.contract", {"mart"}),
         (enforce_contract, "modified", {"mart"}),
         (setter("model.p.mart", latest_version=2), "modified", {"mart"}),
         (setter("exposure.p.dash", owner={"name": "finance"}), "modified", {"dash"}),
         (setter("exposure.p.dash", owner={"name": "finance"}), "modified.configs", set()),
-        (setter("source.p.app.orders", freshness={"warn_after": {"count": 2, "period": "day"}}),
-         "modified", {"app.orders"}),
-        (setter("source.p.app.orders", database="elsewhere"), "modified.relation",
-         {"app.orders"}),
+        (
+            setter("source.p.app.orders", freshness={"warn_after": {"count": 2, "period": "day"}}),
+            "modified",
+            {"app.orders"},
+        ),
+        (setter("source.p.app.orders", database="elsewhere"), "modified.relation", {"app.orders"}),
     ],
 )
 def test_state_selector_compares_like_dbt(edit: Edit, selector: str, expected: set[str]) -> None:
@@ -177,8 +198,9 @@ def test_unknown_state_selector_raises() -> None:
 
 def test_result_selects_by_previous_status() -> None:
     m = ManifestBuilder().model("a").model("b", depends_on=["a"]).model("c").build()
-    state = SelectionState(results={"model.p.a": "error", "model.p.c": "success",
-                                    "model.p.gone": "error"})
+    state = SelectionState(
+        results={"model.p.a": "error", "model.p.c": "success", "model.p.gone": "error"}
+    )
     assert select(m, "result:error", state=state) == {"model.p.a"}
     assert select(m, "result:error+", state=state) == {"model.p.a", "model.p.b"}
 
@@ -215,8 +237,11 @@ def write_state(directory: Path, manifest: dict[str, Any] | None = None) -> Path
         json.dumps(
             {
                 "results": [
-                    {"unique_id": "source.p.app.t", "status": "pass",
-                     "max_loaded_at": "2024-01-01T00:00:00Z"},
+                    {
+                        "unique_id": "source.p.app.t",
+                        "status": "pass",
+                        "max_loaded_at": "2024-01-01T00:00:00Z",
+                    },
                     {"unique_id": "source.p.app.u", "status": "runtime error"},
                 ]
             }
@@ -239,7 +264,10 @@ def test_load_leaves_out_missing_files(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     state = SelectionState.load(tmp_path / "empty")
     assert (state.manifest, state.results, state.sources, state.current_sources) == (
-        None, None, None, None,
+        None,
+        None,
+        None,
+        None,
     )
 
 
@@ -260,11 +288,18 @@ def test_select_reads_a_state_directory_and_the_current_target(tmp_path: Path) -
     manifest = b.build_file(tmp_path / "target")
     write_state(tmp_path / "target")
     (tmp_path / "target" / "sources.json").write_text(
-        json.dumps({"results": [{"unique_id": "source.p.app.t", "status": "pass",
-                                 "max_loaded_at": "2024-01-02T00:00:00+00:00"}]})
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "unique_id": "source.p.app.t",
+                        "status": "pass",
+                        "max_loaded_at": "2024-01-02T00:00:00+00:00",
+                    }
+                ]
+            }
+        )
     )
     state_dir = write_state(tmp_path / "state", b.build_dict())
     assert select(manifest, "result:error", state=state_dir) == {"model.p.a"}
-    assert select(manifest, "source_status:fresher", state=str(state_dir)) == {
-        "source.p.app.t"
-    }
+    assert select(manifest, "source_status:fresher", state=str(state_dir)) == {"source.p.app.t"}

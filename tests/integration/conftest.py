@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from conftest import copy_shop_project
-
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
 
 

@@ -1,4 +1,4 @@
-"""Caching end to end: real dbt on DuckDB, real Prefect result storage, plan() agreeing with runs."""
+"""Caching end to end: real dbt on DuckDB, Prefect result storage, plan() agreeing with runs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import duckdb
 import pytest
 from integration.helpers import edit, statuses
 from prefect import flow
-
 from prefect_dbt_orchestrator import CacheConfig, ExecutionMode, PrefectDbtOrchestrator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -60,7 +59,9 @@ def test_second_run_is_served_from_cache_as_plan_predicts(
     assert {u for u, r in second.items() if r["status"] == "cached"} == hits
     cached = second["model.shop.customers.v2"]
     # This run's timing, not the stored run's.
-    assert cached["timing"]["started_at"] > first["model.shop.customers.v2"]["timing"]["completed_at"]
+    assert (
+        cached["timing"]["started_at"] > first["model.shop.customers.v2"]["timing"]["completed_at"]
+    )
     for uid in EXCLUDED:
         assert second[uid]["status"] == "success"
 

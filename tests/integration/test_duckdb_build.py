@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from integration.helpers import edit, query, statuses
 from prefect import flow
-
 from prefect_dbt_orchestrator import (
     DbtBuildFailed,
     ExecutionMode,
@@ -18,7 +17,9 @@ from prefect_dbt_orchestrator import (
 EXECUTED = 34  # 3 seeds, 8 models (ephemeral excluded), 2 snapshots, 20 data tests, 1 unit test
 
 
-def test_per_wave_builds_the_project_like_dbt_build(fresh_db: Path, settings, orchestrators) -> None:
+def test_per_wave_builds_the_project_like_dbt_build(
+    fresh_db: Path, settings, orchestrators
+) -> None:
     orch = PrefectDbtOrchestrator(settings=settings)
     orchestrators.append(orch)
     results = orch.run_build()
@@ -35,7 +36,9 @@ def test_per_wave_builds_the_project_like_dbt_build(fresh_db: Path, settings, or
     assert query(fresh_db, "select count(*) from orders_snapshot") == [(7,)]
 
 
-def test_per_node_concurrency_4_in_a_flow(fresh_db: Path, settings, orchestrators, prefect_server) -> None:
+def test_per_node_concurrency_4_in_a_flow(
+    fresh_db: Path, settings, orchestrators, prefect_server
+) -> None:
     orch = PrefectDbtOrchestrator(
         settings=settings, execution_mode=ExecutionMode.PER_NODE, concurrency=4
     )
@@ -49,7 +52,9 @@ def test_per_node_concurrency_4_in_a_flow(fresh_db: Path, settings, orchestrator
     assert statuses(results) == {"success": EXECUTED}
     assert results["seed.shop.raw_orders"]["invocation"]["command"] == "seed"
     assert results["snapshot.shop.orders_snapshot"]["invocation"]["command"] == "snapshot"
-    assert results["unit_test.shop.orders.test_orders_paid_ratio"]["invocation"]["command"] == "test"
+    assert (
+        results["unit_test.shop.orders.test_orders_paid_ratio"]["invocation"]["command"] == "test"
+    )
     orch.executor.close()
     assert query(fresh_db, "select count(*) from customers_v1") == [(5,)]
 
@@ -66,8 +71,11 @@ def test_a_failing_model_skips_its_descendants_only(
     orders = results["model.shop.orders"]
     assert orders["status"] == "error"
     assert orders["error"]["message"]
-    for uid in ("model.shop.customers.v1", "model.shop.customers.v2",
-                "test.shop.unique_orders_order_id.fed79b3a6e"):
+    for uid in (
+        "model.shop.customers.v1",
+        "model.shop.customers.v2",
+        "test.shop.unique_orders_order_id.fed79b3a6e",
+    ):
         assert results[uid]["status"] == "skipped"
         assert results[uid]["failed_upstream"] == ["model.shop.orders"]
     # Independent branches finished.
@@ -75,7 +83,9 @@ def test_a_failing_model_skips_its_descendants_only(
     assert results["model.shop.order_events"]["status"] == "success"
 
 
-def test_run_build_raises_build_failed_after_a_failure(fresh_db: Path, settings, orchestrators) -> None:
+def test_run_build_raises_build_failed_after_a_failure(
+    fresh_db: Path, settings, orchestrators
+) -> None:
     orch = PrefectDbtOrchestrator(settings=settings)
     orchestrators.append(orch)
     with pytest.raises(DbtBuildFailed) as info:
@@ -86,7 +96,9 @@ def test_run_build_raises_build_failed_after_a_failure(fresh_db: Path, settings,
     assert skipped["failed_upstream"] == ["unit_test.shop.orders.test_orders_paid_ratio"]
 
 
-def test_select_with_graph_operators_and_deferred_tests(fresh_db: Path, settings, orchestrators) -> None:
+def test_select_with_graph_operators_and_deferred_tests(
+    fresh_db: Path, settings, orchestrators
+) -> None:
     orch = PrefectDbtOrchestrator(settings=settings, test_strategy=TestStrategy.DEFERRED)
     orchestrators.append(orch)
     results = orch.run_build(select="+stg_customers +stg_orders")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from integration.helpers import edit
-
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator
 
 STALE = "stale source: source.shop.shop_app.orders"

@@ -13,17 +13,16 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import prefect_dbt_orchestrator
 import pytest
 import respx
 from conftest import copy_shop_project, dbt_cli
 from exec_cloud.fake_cloud import TOKEN, FakeDbtCloud
 
-import prefect_dbt_orchestrator
-
 # The guide's examples, verbatim but for the import lines
 # (`prefect_dbt`, `prefect_dbt.core._orchestrator`, `prefect_dbt.core._executor`,
 # `prefect_dbt.cloud` -> `prefect_dbt_orchestrator`).
-QUICK_START = '''
+QUICK_START = """
 from pathlib import Path
 from prefect import flow
 from prefect_dbt_orchestrator import PrefectDbtSettings
@@ -53,40 +52,40 @@ def run_dbt_build():
     for r in results.values():
         by_status[r["status"]] = by_status.get(r["status"], 0) + 1
     print(f"Results: {by_status}")
-'''
+"""
 
 FRAGMENTS = [
-    '''
+    """
 from prefect_dbt_orchestrator import DbtCoreExecutor
 
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     executor=DbtCoreExecutor(settings, run_deps=False),
 )
-''',
-    '''
+""",
+    """
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     execution_mode=ExecutionMode.PER_WAVE,
 )
-''',
-    '''
+""",
+    """
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     execution_mode=ExecutionMode.PER_NODE,
     retries=2,
     concurrency=4,
 )
-''',
-    '''
+""",
+    """
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator, TestStrategy
 
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     test_strategy=TestStrategy.IMMEDIATE,  # default
 )
-''',
-    '''
+""",
+    """
 from datetime import timedelta
 from prefect_dbt_orchestrator import (
     PrefectDbtOrchestrator,
@@ -101,8 +100,8 @@ orchestrator = PrefectDbtOrchestrator(
         expiration=timedelta(hours=24),  # invalidate after 24h
     ),
 )
-''',
-    '''
+""",
+    """
 from pathlib import Path
 
 # Option 1: local path
@@ -124,8 +123,8 @@ orchestrator = PrefectDbtOrchestrator(
         key_storage="s3-bucket/my-cache-keys-block",
     ),
 )
-''',
-    '''
+""",
+    """
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     execution_mode=ExecutionMode.PER_NODE,
@@ -133,8 +132,8 @@ orchestrator = PrefectDbtOrchestrator(
         use_source_freshness_expiration=True,  # overrides expiration per node
     ),
 )
-''',
-    '''
+""",
+    """
 from prefect_dbt_orchestrator import (
     PrefectDbtOrchestrator,
     ExecutionMode,
@@ -149,37 +148,37 @@ orchestrator = PrefectDbtOrchestrator(
 
 plan = orchestrator.plan(select="tag:daily")
 print(plan)
-''',
-    '''
+""",
+    """
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     create_summary_artifact=True,   # default — set False to disable
     write_run_results=True,         # write run_results.json to target_path
 )
-''',
-    '''
+""",
+    """
 orchestrator = PrefectDbtOrchestrator(
     settings=settings,
     execution_mode=ExecutionMode.PER_NODE,
     disable_assets=True,
 )
-''',
-    '''
+""",
+    """
 results = orchestrator.run_build(
     select="tag:daily",
     target="prod",
 )
-''',
-    '''
+""",
+    """
 results = orchestrator.run_build(
     select="tag:daily",
     extra_cli_args=["--vars", '{"run_date": "2024-01-15"}', "--no-partial-parse"],
 )
-''',
+""",
 ]
 
 # Top-level `async with` runs inside a coroutine here (that part is the reader's harness).
-READ_ARTIFACTS = '''
+READ_ARTIFACTS = """
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -187,9 +186,9 @@ async with get_client() as client:
     artifacts = await client.read_artifacts(
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["dbt-orchestrator-summary"])),
     )
-'''
+"""
 
-STATE_BASED = '''
+STATE_BASED = """
 @flow
 def run_ci_incremental():
     orchestrator = PrefectDbtOrchestrator(
@@ -199,9 +198,9 @@ def run_ci_incremental():
         execution_mode=ExecutionMode.PER_WAVE,
     )
     return orchestrator.run_build(select="state:modified+")
-'''
+"""
 
-CREDENTIALS = '''
+CREDENTIALS = """
 from prefect_dbt_orchestrator import DbtCloudCredentials
 
 # Option 1: create inline
@@ -212,9 +211,9 @@ credentials = DbtCloudCredentials(
 
 # Option 2: load a saved block
 credentials = DbtCloudCredentials.load("my-dbt-cloud-creds")
-'''
+"""
 
-CLOUD_QUICK_START = '''
+CLOUD_QUICK_START = """
 from pathlib import Path
 from prefect import flow
 from prefect_dbt_orchestrator import PrefectDbtSettings
@@ -246,7 +245,7 @@ def run_dbt_cloud_build():
     )
 
     return orchestrator.run_build(select="tag:daily")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -271,8 +270,9 @@ def reader_dir(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 def _namespace(base: Path) -> dict[str, Any]:
-    ns: dict[str, Any] = {name: getattr(prefect_dbt_orchestrator, name)
-                          for name in prefect_dbt_orchestrator.__all__}
+    ns: dict[str, Any] = {
+        name: getattr(prefect_dbt_orchestrator, name) for name in prefect_dbt_orchestrator.__all__
+    }
     ns["settings"] = prefect_dbt_orchestrator.PrefectDbtSettings(
         project_dir=base / "my_dbt_project"
     )
@@ -314,9 +314,9 @@ def test_every_guide_example_runs(reader_dir: Path, capsys: pytest.CaptureFixtur
 @pytest.mark.usefixtures("prefect_server")
 def test_dbt_cloud_guide_examples_run_against_a_fake_dbt_cloud(reader_dir: Path) -> None:
     ns = _namespace(reader_dir)
-    prefect_dbt_orchestrator.DbtCloudCredentials(
-        api_key=TOKEN, account_id=1
-    ).save("my-dbt-cloud-creds", overwrite=True)
+    prefect_dbt_orchestrator.DbtCloudCredentials(api_key=TOKEN, account_id=1).save(
+        "my-dbt-cloud-creds", overwrite=True
+    )
     manifest = reader_dir / "prod_artifacts" / "manifest.json"
     fake = FakeDbtCloud(manifest, polls_until_done=-1, project_id=123456, environment_id=654321)
     fake.add_production_job(789012)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import psycopg2
 import pytest
 from integration.helpers import statuses
 from prefect import flow
-
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
 
 pytestmark = pytest.mark.postgres
@@ -35,11 +35,14 @@ def schema_of(project: Path) -> str:
 
 
 @pytest.mark.parametrize("mode", ["per_wave", "per_node"])
-def test_builds_the_project_on_postgres(pg_shop: Path, postgres_server, mode, prefect_server) -> None:
+def test_builds_the_project_on_postgres(
+    pg_shop: Path, postgres_server, mode, prefect_server
+) -> None:
     settings = PrefectDbtSettings(project_dir=pg_shop, profiles_dir=pg_shop)
     kw = {"concurrency": 4} if mode == "per_node" else {}
     orch = PrefectDbtOrchestrator(settings=settings, execution_mode=mode, **kw)
     try:
+
         @flow
         def build():
             return orch.run_build(target="pg", full_refresh=True)
@@ -59,4 +62,4 @@ def test_builds_the_project_on_postgres(pg_shop: Path, postgres_server, mode, pr
             if u.startswith("test.")
         )
         # Some tests overlapped in time: real concurrency, not a serial queue.
-        assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+        assert any(b[0] < a[1] for a, b in pairwise(spans))

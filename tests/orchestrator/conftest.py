@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from dbt_graph import Manifest
 from dbt_graph.testing import ManifestBuilder
 from prefect_dbt_orchestrator import PrefectDbtSettings

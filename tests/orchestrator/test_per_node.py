@@ -1,13 +1,13 @@
 from __future__ import annotations
 
+from itertools import pairwise
 
 import pytest
+from dbt_graph import NodeStatus
+from dbt_graph.testing import FakeExecutor
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-from dbt_graph import NodeStatus
-from dbt_graph.testing import FakeExecutor
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -86,7 +86,7 @@ def test_named_concurrency_limit_serialises_nodes(project, chain_manifest) -> No
     spans = sorted(
         (r["timing"]["started_at"], r["timing"]["completed_at"]) for r in results.values()
     )
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in pairwise(spans):
         assert end <= start
 
 
@@ -108,8 +108,8 @@ def test_task_runs_are_named_and_linked_in_the_flow_run(project, chain_manifest)
     names = {r.name for r in runs}
     assert {"seed raw", "model stg", "test not_null_stg_id", "model mart"} <= names
     by_name = {r.name: r for r in runs}
-    upstream = {
-        i.id for inputs in by_name["model mart"].task_inputs.values() for i in inputs
-    } | {i.id for i in by_name["model mart"].task_inputs.get("wait_for", [])}
+    upstream = {i.id for inputs in by_name["model mart"].task_inputs.values() for i in inputs} | {
+        i.id for i in by_name["model mart"].task_inputs.get("wait_for", [])
+    }
     assert by_name["model stg"].id in upstream
     assert by_name["test not_null_stg_id"].id in upstream

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dbt_graph import NodeStatus
 from dbt_graph.testing import FakeExecutor
 from prefect_dbt_orchestrator import DbtBuildFailed, PrefectDbtOrchestrator
@@ -17,8 +16,13 @@ def test_success_results_have_timing_and_invocation(project, chain_manifest) -> 
     orch, executor = run(project, chain_manifest)
     results = orch.run_build()
     assert set(results) == {
-        "seed.p.raw", "model.p.stg", "test.p.not_null_stg_id", "model.p.mart",
-        "model.p.other", "model.p.other_mart", "test.p.warn_other",
+        "seed.p.raw",
+        "model.p.stg",
+        "test.p.not_null_stg_id",
+        "model.p.mart",
+        "model.p.other",
+        "model.p.other_mart",
+        "test.p.warn_other",
     }
     stg = results["model.p.stg"]
     assert stg["status"] == "success"
@@ -38,13 +42,17 @@ def test_warn_test_is_success_with_dbt_status_warn(project, chain_manifest) -> N
 
 
 def test_failure_skips_only_downstream_and_names_the_root(project, chain_manifest) -> None:
-    orch, _ = run(project, chain_manifest, {"model.p.stg": NodeStatus.ERROR}, raise_on_failure=False)
+    orch, _ = run(
+        project, chain_manifest, {"model.p.stg": NodeStatus.ERROR}, raise_on_failure=False
+    )
     results = orch.run_build()
     assert results["model.p.stg"]["status"] == "error"
     assert results["model.p.stg"]["error"]["message"] == "scripted failure"
     for uid in ("model.p.mart", "test.p.not_null_stg_id"):
         assert results[uid] == {
-            "status": "skipped", "reason": "upstream failure", "failed_upstream": ["model.p.stg"]
+            "status": "skipped",
+            "reason": "upstream failure",
+            "failed_upstream": ["model.p.stg"],
         }
     # The independent branch still ran.
     assert results["model.p.other_mart"]["status"] == "success"
@@ -63,8 +71,11 @@ def test_failing_test_skips_the_tested_models_children(project, chain_manifest) 
 
 def test_deferred_test_failure_affects_nothing_downstream(project, chain_manifest) -> None:
     orch, _ = run(
-        project, chain_manifest, {"test.p.not_null_stg_id": NodeStatus.FAIL},
-        raise_on_failure=False, test_strategy="deferred",
+        project,
+        chain_manifest,
+        {"test.p.not_null_stg_id": NodeStatus.FAIL},
+        raise_on_failure=False,
+        test_strategy="deferred",
     )
     results = orch.run_build()
     assert results["model.p.mart"]["status"] == "success"
@@ -88,7 +99,7 @@ def test_build_failed_carries_results_and_ids(project, chain_manifest) -> None:
 
 
 def test_select_and_exclude_prune_the_graph(project, chain_manifest) -> None:
-    orch, executor = run(project, chain_manifest)
+    orch, _ = run(project, chain_manifest)
     results = orch.run_build(select="stg+", exclude="mart")
     assert set(results) == {"model.p.stg", "test.p.not_null_stg_id"}
 

@@ -25,23 +25,27 @@ def test_plan_str_layout_matches_the_guide(chain_manifest) -> None:
         ),
         node_count=3,
         cache_predictions={
-            "seed.p.raw": "hit", "model.p.other": "miss", "test.p.not_null_stg_id": "excluded"
+            "seed.p.raw": "hit",
+            "model.p.other": "miss",
+            "test.p.not_null_stg_id": "excluded",
         },
         skipped_nodes={"model.p.x": {"status": "skipped", "reason": "stale source: source.p.a.b"}},
         estimated_parallelism=2,
         cache_reasons={"model.p.other": ("SQL changed",)},
     )
-    assert str(plan) == "\n".join([
-        "BuildPlan: 3 node(s) in 2 wave(s)  |  max parallelism = 2",
-        "",
-        "  Wave 0 (2 node(s)):",
-        "    - seed.p.raw [seed, seed] (cache: hit)",
-        "    - model.p.other [model, view] (cache: miss: SQL changed)",
-        "  Wave 1 (1 node(s)):",
-        "    - test.p.not_null_stg_id [test, test] (cache: excluded)",
-        "",
-        "  Cache: 1 hit(s), 1 miss(es), 1 excluded",
-        "",
-        "  Skipped (1):",
-        "    - model.p.x: stale source: source.p.a.b",
-    ])
+    assert str(plan) == "\n".join(
+        [
+            "BuildPlan: 3 node(s) in 2 wave(s)  |  max parallelism = 2",
+            "",
+            "  Wave 0 (2 node(s)):",
+            "    - seed.p.raw [seed, seed] (cache: hit)",
+            "    - model.p.other [model, view] (cache: miss: SQL changed)",
+            "  Wave 1 (1 node(s)):",
+            "    - test.p.not_null_stg_id [test, test] (cache: excluded)",
+            "",
+            "  Cache: 1 hit(s), 1 miss(es), 1 excluded",
+            "",
+            "  Skipped (1):",
+            "    - model.p.x: stale source: source.p.a.b",
+        ]
+    )

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from dbt_graph import Manifest, TestStrategy
 from dbt_graph.testing import FakeExecutor
 from prefect_dbt_orchestrator import (
@@ -29,7 +28,9 @@ def test_defaults_match_the_guide(project, chain_manifest) -> None:
 
 @pytest.mark.parametrize("mode", ["per_node", ExecutionMode.PER_NODE])
 def test_mode_accepts_member_or_value(project, chain_manifest, mode) -> None:
-    assert make(project, chain_manifest, execution_mode=mode).execution_mode is ExecutionMode.PER_NODE
+    assert (
+        make(project, chain_manifest, execution_mode=mode).execution_mode is ExecutionMode.PER_NODE
+    )
 
 
 def test_bad_mode_lists_valid_values(project, chain_manifest) -> None:

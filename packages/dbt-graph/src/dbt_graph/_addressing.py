@@ -76,20 +76,21 @@ def node_selector(node: Node | str, manifest: Manifest) -> str:
     )
 
 
-def _candidates(
-    node: Node, manifest: Manifest, index: _FqnIndex
-) -> Iterable[tuple[str, set[str]]]:
+def _candidates(node: Node, manifest: Manifest, index: _FqnIndex) -> Iterable[tuple[str, set[str]]]:
     kind = node.resource_type
     if kind is ResourceType.SOURCE:
         selector = f"source:{node.package_name}.{node.source_name}.{node.name}"
-        yield selector, {
-            n.unique_id
-            for n in manifest.nodes.values()
-            if n.resource_type is ResourceType.SOURCE
-            and fnmatch(n.package_name, node.package_name)
-            and fnmatch(n.source_name or "", node.source_name or "")
-            and fnmatch(n.name, node.name)
-        }
+        yield (
+            selector,
+            {
+                n.unique_id
+                for n in manifest.nodes.values()
+                if n.resource_type is ResourceType.SOURCE
+                and fnmatch(n.package_name, node.package_name)
+                and fnmatch(n.source_name or "", node.source_name or "")
+                and fnmatch(n.name, node.name)
+            },
+        )
         return
     base = f"fqn:{'.'.join(node.fqn)}"
     matched = index.matches(".".join(node.fqn))
@@ -101,18 +102,22 @@ def _candidates(
     ]
     for chosen in ((), (0,), (0, 1), (0, 2), (0, 1, 2)):
         parts = [base, *(filters[i][0] for i in chosen)]
-        yield ",".join(parts), {
-            uid for uid in matched if all(filters[i][1](manifest.nodes[uid]) for i in chosen)
-        }
+        yield (
+            ",".join(parts),
+            {uid for uid in matched if all(filters[i][1](manifest.nodes[uid]) for i in chosen)},
+        )
     named = _NAMED.get(kind)
     if named is not None:
-        yield f"{named}:{node.package_name}.{node.name}", {
-            n.unique_id
-            for n in manifest.nodes.values()
-            if n.resource_type is kind
-            and fnmatch(n.package_name, node.package_name)
-            and fnmatch(n.name, node.name)
-        }
+        yield (
+            f"{named}:{node.package_name}.{node.name}",
+            {
+                n.unique_id
+                for n in manifest.nodes.values()
+                if n.resource_type is kind
+                and fnmatch(n.package_name, node.package_name)
+                and fnmatch(n.name, node.name)
+            },
+        )
 
 
 def _file_matches(node: Node, pattern: str) -> bool:

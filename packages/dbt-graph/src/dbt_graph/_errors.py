@@ -6,7 +6,7 @@ The tree::
     ├── ManifestError          manifest.json is missing, malformed or unsupported
     ├── SelectionError         a selector expression or YAML selector is invalid
     │   └── UnknownMethodError     the expression names a method dbt does not have
-    ├── StateError             a ``state:``/``result:``/``source_status:`` selector lacks its artifact
+    ├── StateError             a state:/result:/source_status: selector lacks its artifact
     └── CycleError             the executable graph has a cycle
 
 Every message says what went wrong and what to do next.

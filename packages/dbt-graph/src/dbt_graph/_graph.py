@@ -173,7 +173,9 @@ def build_plan(
     parents = executable_parents(manifest)
 
     executables = [uid for uid, n in nodes.items() if n.is_executable]
-    tests = [uid for uid, n in nodes.items() if n.is_test] if strategy is not TestStrategy.SKIP else []
+    tests = (
+        [uid for uid, n in nodes.items() if n.is_test] if strategy is not TestStrategy.SKIP else []
+    )
     in_plan = {uid for uid in executables if uid in wanted}
     planned_tests = {uid for uid in tests if uid in wanted}
 
@@ -284,7 +286,8 @@ def _plan_dependencies(graph: nx.DiGraph, planned: set[str]) -> dict[str, tuple[
         # The planned nodes an unplanned node stands for.
         if uid not in memo:
             memo[uid] = frozenset(
-                p for pred in graph.predecessors(uid)
+                p
+                for pred in graph.predecessors(uid)
                 for p in ((pred,) if pred in planned else nearest(pred))
             )
         return memo[uid]
@@ -320,4 +323,3 @@ def _generations(deps: Mapping[str, tuple[str, ...]], order: Mapping[str, int]) 
                     nxt.append(child)
         current = sorted(nxt, key=order.__getitem__)
     return out
-

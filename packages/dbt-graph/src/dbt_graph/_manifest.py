@@ -311,9 +311,7 @@ def parse_manifest(data: Any, *, path: str | Path | None = None) -> Manifest:
         for uid, raw in _section(data, "macros", where).items()
     }
     groups = {
-        uid: Group(
-            unique_id=g.unique_id, name=g.name, package_name=g.package_name, owner=g.owner
-        )
+        uid: Group(unique_id=g.unique_id, name=g.name, package_name=g.package_name, owner=g.owner)
         for uid, raw in _section(data, "groups", where).items()
         for g in [_validate(_RawGroup, raw, where, f"groups[{uid!r}]")]
     }

@@ -112,15 +112,11 @@ class Node:
     tags: tuple[str, ...] = field(default=(), compare=False)
     depends_on: tuple[str, ...] = field(default=(), compare=False)
     depends_on_macros: tuple[str, ...] = field(default=(), compare=False)
-    config: Mapping[str, Any] = field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
+    config: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     unrendered_config: Mapping[str, Any] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
-    meta: Mapping[str, Any] = field(
-        default_factory=dict, compare=False, hash=False, repr=False
-    )
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
     columns: Mapping[str, Column] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )

@@ -105,9 +105,7 @@ def _glob(index: PathIndex, pattern: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _match(
-    pattern: tuple[str, ...], i: int, path: tuple[str, ...], j: int, is_dir: bool
-) -> bool:
+def _match(pattern: tuple[str, ...], i: int, path: tuple[str, ...], j: int, is_dir: bool) -> bool:
     if i == len(pattern):
         return j == len(path)
     part = pattern[i]

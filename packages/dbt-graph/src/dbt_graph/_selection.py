@@ -218,9 +218,7 @@ class _Evaluator:
         return self.expand(selected, spec.indirect_selection)
 
     @staticmethod
-    def walk(
-        start: set[str], edges: Mapping[str, tuple[str, ...]], depth: int | None
-    ) -> set[str]:
+    def walk(start: set[str], edges: Mapping[str, tuple[str, ...]], depth: int | None) -> set[str]:
         """Nodes reachable from ``start`` in at most ``depth`` steps (start nodes count only
         when reachable from another start node)."""
         found: set[str] = set()
@@ -232,9 +230,7 @@ class _Evaluator:
             steps += 1
         return found
 
-    def expand(
-        self, selected: set[str], mode: IndirectSelection
-    ) -> tuple[set[str], set[str]]:
+    def expand(self, selected: set[str], mode: IndirectSelection) -> tuple[set[str], set[str]]:
         """Add the tests next to ``selected``; return them as direct or held back."""
         direct, held_back = set(selected), set()
         buildable: set[str] = set()

@@ -167,8 +167,7 @@ def _named(resource_type: ResourceType) -> Method:
         parts = str(value).split(".")
         if len(parts) > 2:
             raise SelectionError(
-                f"{value!r} is not a valid {what} selector value; write <name> or "
-                "<package>.<name>."
+                f"{value!r} is not a valid {what} selector value; write <name> or <package>.<name>."
             )
         package, name = parts if len(parts) == 2 else ("*", parts[0])
         for node in ctx.of_types([resource_type]):
@@ -283,9 +282,7 @@ def _test_type(ctx: SearchContext, arguments: tuple[str, ...], value: Any) -> It
     elif wanted in "unit":
         kinds = {"unit"}
     else:
-        raise SelectionError(
-            f"{wanted!r} is not a test type; use generic, singular, unit or data."
-        )
+        raise SelectionError(f"{wanted!r} is not a test type; use generic, singular, unit or data.")
     for node in ctx.of_types(_PARSED_AND_UNIT):
         if node.resource_type is ResourceType.UNIT_TEST:
             kind = "unit"

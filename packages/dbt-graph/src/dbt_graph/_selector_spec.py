@@ -325,9 +325,10 @@ def parse_cli(
         >>> spec.operator.value, [c.operator.value for c in spec.components]
         ('difference', ['union', 'union'])
     """
-    expression = " ".join(
-        [*(select or ()), *(f"--exclude {t}" for t in exclude or ())]
-    ) or "(default selection)"
+    expression = (
+        " ".join([*(select or ()), *(f"--exclude {t}" for t in exclude or ())])
+        or "(default selection)"
+    )
     included = parse_union(
         DEFAULT_INCLUDES if select is None else select,
         indirect_selection=indirect_selection,

@@ -70,8 +70,7 @@ class _Parser:
 
     def error(self, problem: str, part: Any) -> SelectionError:
         return SelectionError(
-            f"YAML selector {self.name!r}: {problem}. Fix selectors.yml and run `dbt parse` "
-            "again.",
+            f"YAML selector {self.name!r}: {problem}. Fix selectors.yml and run `dbt parse` again.",
             expression=f"--selector {self.name}",
             part=str(part),
         )

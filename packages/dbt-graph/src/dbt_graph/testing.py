@@ -202,7 +202,10 @@ class ManifestBuilder:
             "config": {"enabled": True},
             "relation_name": f'"db"."raw"."{name}"',
             "loaded_at_field": "loaded_at",
-            "freshness": {"warn_after": threshold(warn_after), "error_after": threshold(error_after)},
+            "freshness": {
+                "warn_after": threshold(warn_after),
+                "error_after": threshold(error_after),
+            },
         }
         return self
 
@@ -422,4 +425,3 @@ def _topological(nodes: Sequence[Any], parents: Mapping[str, tuple[str, ...]]) -
     for uid in ids:
         visit(uid, frozenset())
     return out
-

@@ -52,7 +52,10 @@ class BuildPlan:
         if predictions:
             counts = {k: sum(1 for v in predictions.values() if v == k) for k in ("hit", "miss")}
             excluded = sum(1 for v in predictions.values() if v == "excluded")
-            lines += ["", f"  Cache: {counts['hit']} hit(s), {counts['miss']} miss(es), {excluded} excluded"]
+            lines += [
+                "",
+                f"  Cache: {counts['hit']} hit(s), {counts['miss']} miss(es), {excluded} excluded",
+            ]
         if self.skipped_nodes:
             lines += ["", f"  Skipped ({len(self.skipped_nodes)}):"]
             lines += [f"    - {uid}: {info['reason']}" for uid, info in self.skipped_nodes.items()]

@@ -133,9 +133,7 @@ class NodeCache:
 
     def predict(self, unique_id: str) -> Prediction:
         """The prediction for one planned node (``excluded`` for nodes without a key)."""
-        return self.predictions.get(
-            unique_id, Prediction("excluded", ("unit tests always run",))
-        )
+        return self.predictions.get(unique_id, Prediction("excluded", ("unit tests always run",)))
 
     def lookup(self, unique_id: str) -> dict[str, Any] | None:
         """A cached result to serve for ``unique_id``, or ``None`` to execute it.
@@ -265,9 +263,7 @@ def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
     return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
 
 
-def effective_vars(
-    settings: PrefectDbtSettings, vars: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def effective_vars(settings: PrefectDbtSettings, vars: Mapping[str, Any] | None) -> dict[str, Any]:
     """The project's ``vars:`` overlaid with the run's vars: what dbt renders nodes with."""
     try:
         project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 
-class DbtBuildFailed(RuntimeError):  # noqa: N818 - the name the guide documents
+class DbtBuildFailed(RuntimeError):
     """Raised by ``run_build()`` when any node ended with status ``"error"``.
 
     It is raised after the summary artifact and run_results.json are written.
@@ -35,7 +35,9 @@ class DbtBuildFailed(RuntimeError):  # noqa: N818 - the name the guide documents
         self.skipped_node_ids = [u for u, r in self.results.items() if r["status"] == "skipped"]
         preview = ", ".join(self.failed_node_ids[:5])
         more = ", ..." if len(self.failed_node_ids) > 5 else ""
-        super().__init__(f"dbt build failed for {len(self.failed_node_ids)} node(s): {preview}{more}")
+        super().__init__(
+            f"dbt build failed for {len(self.failed_node_ids)} node(s): {preview}{more}"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.results,))

@@ -8,8 +8,13 @@ from collections.abc import Iterable
 from dbt_graph import LogLine
 
 _fallback = logging.getLogger("prefect_dbt_orchestrator.dbt")
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "warn": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -26,8 +31,12 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
     return _fallback
 
 
-def emit(lines: Iterable[LogLine], logger: logging.Logger | logging.LoggerAdapter | None = None,
-         *, min_level: int = logging.INFO) -> None:
+def emit(
+    lines: Iterable[LogLine],
+    logger: logging.Logger | logging.LoggerAdapter | None = None,
+    *,
+    min_level: int = logging.INFO,
+) -> None:
     """Log dbt's lines at their own level (lines below ``min_level`` are dropped)."""
     target = logger or run_logger()
     for line in lines:

@@ -41,7 +41,7 @@ logger = logging.getLogger("prefect_dbt_orchestrator")
 
 @dataclass(frozen=True, kw_only=True)
 class RunContext:
-    """Everything one ``run_build()``/``plan()`` call resolved before executing (no shared state)."""
+    """Everything one run_build() or plan() call resolved before executing (no shared state)."""
 
     settings: PrefectDbtSettings
     manifest: Manifest
@@ -195,7 +195,14 @@ class PrefectDbtOrchestrator:
             A :class:`BuildPlan`; ``print()`` it for a readable summary.
         """
         ctx = self._prepare(
-            select, exclude, selector, full_refresh, only_fresh_sources, target, extra_cli_args, vars
+            select,
+            exclude,
+            selector,
+            full_refresh,
+            only_fresh_sources,
+            target,
+            extra_cli_args,
+            vars,
         )
         predictions: dict[str, str] | None = None
         reasons: dict[str, tuple[str, ...]] = {}
@@ -247,7 +254,14 @@ class PrefectDbtOrchestrator:
             ValueError: Blocked or first-class flags in ``extra_cli_args``.
         """
         ctx = self._prepare(
-            select, exclude, selector, full_refresh, only_fresh_sources, target, extra_cli_args, vars
+            select,
+            exclude,
+            selector,
+            full_refresh,
+            only_fresh_sources,
+            target,
+            extra_cli_args,
+            vars,
         )
         if self.execution_mode is ExecutionMode.PER_WAVE:
             results = run_per_wave(self, ctx)
@@ -297,7 +311,9 @@ class PrefectDbtOrchestrator:
         if only_fresh_sources or wants_ttl:
             sources = _upstream_sources(manifest, selected)
             if sources:
-                freshness = self.executor.source_freshness(sorted(sources), target=target, vars=vars)
+                freshness = self.executor.source_freshness(
+                    sorted(sources), target=target, vars=vars
+                )
             if only_fresh_sources:
                 selected, stale_skips = _drop_stale(manifest, selected, freshness)
         plan = build_plan(manifest, selected, test_strategy=self.test_strategy)

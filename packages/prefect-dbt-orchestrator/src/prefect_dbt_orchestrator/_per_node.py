@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
 
 
-class NodeFailed(Exception):  # noqa: N818 - a failed node, carried through Prefect's retries
+class NodeFailed(Exception):
     """Raised inside a node's task so Prefect retries it; carries the node's result dict."""
 
     def __init__(self, result: Result) -> None:
@@ -106,7 +106,11 @@ def _shared_api() -> Any:
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     settings = get_current_settings()
-    if FlowRunContext.get() is not None or settings.api.url or not settings.server.ephemeral.enabled:
+    if (
+        FlowRunContext.get() is not None
+        or settings.api.url
+        or not settings.server.ephemeral.enabled
+    ):
         return nullcontext()
     from prefect.server.api.server import SubprocessASGIServer
 
@@ -168,7 +172,9 @@ def _run_phase(
                 "executor": orch.executor,
                 "request": request,
                 "cached": cached,
-                "concurrency_limit": orch.concurrency if isinstance(orch.concurrency, str) else None,
+                "concurrency_limit": orch.concurrency
+                if isinstance(orch.concurrency, str)
+                else None,
                 "log_level": log_level,
             },
             wait_for=[futures[d] for d in deps[uid] if d in futures],

@@ -27,9 +27,7 @@ def timing(started: datetime, completed: datetime, execution_time: float | None 
     return out
 
 
-def from_node_result(
-    node: NodeResult, execution: ExecutionResult, *, command: str
-) -> Result:
+def from_node_result(node: NodeResult, execution: ExecutionResult, *, command: str) -> Result:
     """The result dict of a node dbt ran (or skipped) in ``execution``."""
     if node.status is NodeStatus.SKIPPED:
         # dbt skipped it inside the invocation (e.g. downstream of a failure in the same build).
@@ -61,7 +59,11 @@ def from_node_result(
 
 
 def skipped_upstream(failed_upstream: Iterable[str]) -> Result:
-    return {"status": "skipped", "reason": "upstream failure", "failed_upstream": sorted(failed_upstream)}
+    return {
+        "status": "skipped",
+        "reason": "upstream failure",
+        "failed_upstream": sorted(failed_upstream),
+    }
 
 
 def infrastructure_error(exc_type: str, message: str) -> Result:
