@@ -17,13 +17,14 @@ FAILING_TEST = "test.shop.assert_customers_v2_is_empty"
 WARN_TEST = "test.shop.accepted_values_stg_payments_method__card__bank_transfer.199ef5ecff"
 
 
-def ls_result(project: Path, status: str, state: Path) -> set[str]:
-    """``dbt ls --select result:<status> --state <dir>``: the unique_ids dbt selects.
+def ls_result(project: Path, statuses: list[str], state: Path) -> set[str]:
+    """``dbt ls --select result:<status>... --state <dir>``: the unique_ids dbt selects.
 
     Without indirect selection, so a failed model does not bring its tests along.
     """
     out = dbt_cli(
-        "ls", "--select", f"result:{status}", "--state", str(state), "--resource-type", "all",
+        "ls", "--select", *(f"result:{s}" for s in statuses), "--state", str(state),
+        "--resource-type", "all",
         "--indirect-selection", "empty", "--output", "json", "--output-keys", "unique_id",
         "--quiet", project=project,
     )
@@ -75,8 +76,7 @@ def test_run_results_is_dbts_schema_and_feeds_result_selectors_and_retry(
 
     state = tmp_path / "state"
     shutil.copytree(broken_shop / "target", state)
-    assert ls_result(broken_shop, "error", state) == {BROKEN_MODEL}
-    assert ls_result(broken_shop, "fail", state) == {FAILING_TEST}
+    assert ls_result(broken_shop, ["error", "fail"], state) == {BROKEN_MODEL, FAILING_TEST}
 
     # Fix the model; `dbt retry` reruns exactly what failed or was skipped.
     edit(broken_shop / "models/marts/order_events.sql", "select * from a_table_that_does_not_exist",
