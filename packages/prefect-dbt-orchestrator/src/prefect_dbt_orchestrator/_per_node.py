@@ -6,7 +6,8 @@ import inspect
 import logging
 import os
 import queue
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -95,28 +96,35 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     return results
 
 
-def _shared_api() -> Any:
-    """Outside a flow with no API configured, start Prefect's local server once, up front.
+@contextmanager
+def _shared_api() -> Iterator[None]:
+    """Make every task, in any thread or worker process, use one Prefect API.
 
-    Otherwise every worker thread would race to start its own temporary server.
+    With no API URL configured, Prefect runs a temporary local server; started lazily from
+    several threads, or from process-pool and Dask workers that do not know its address, each
+    would start one of its own. So it is started once here, up front, and its address is put in
+    the environment that worker processes inherit.
     """
-    from contextlib import nullcontext
-
-    from prefect.context import FlowRunContext
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     settings = get_current_settings()
-    if (
-        FlowRunContext.get() is not None
-        or settings.api.url
-        or not settings.server.ephemeral.enabled
-    ):
-        return nullcontext()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        yield
+        return
     from prefect.server.api.server import SubprocessASGIServer
 
-    server = SubprocessASGIServer()
+    server = SubprocessASGIServer()  # the running one, if the flow already started it
     server.start(timeout=max(settings.server.ephemeral.startup_timeout_seconds, 120))
-    return temporary_settings({PREFECT_API_URL: server.api_url})
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
 
 
 def _quiet_outside_flows() -> Any:
