@@ -125,9 +125,11 @@ def parse_vars(text: str | None) -> dict[str, Any] | None:
 
 
 def _quiet_prefect_console() -> None:
-    """Show only Prefect's warnings on the console: the progress lines say what happens.
+    """Leave the console to the progress lines and the summary.
 
-    Prefect's INFO lines (dbt's log lines among them) still reach the API, so the UI has them.
+    The flow's and tasks' log lines (dbt's among them, failures with their tracebacks) still
+    reach the Prefect API, so the UI has them all; the console keeps Prefect's own warnings
+    (an unreachable API, say).
     """
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -137,6 +139,11 @@ def _quiet_prefect_console() -> None:
         for handler in getattr(logger, "handlers", ()):
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setLevel(max(handler.level, logging.WARNING))
+                handler.addFilter(_not_run_logs)
+
+
+def _not_run_logs(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
 
 
 def _concurrency(text: str) -> int | str:
@@ -226,8 +233,15 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
     progress = Progress(total=plan.node_count if plan is not None else None, stream=out)
     orch.executor = ProgressExecutor(orch.executor, progress)
 
+    flow_run: list[Any] = []
+
     @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
     def dbt_build(**parameters: Any) -> dict[str, dict[str, Any]]:
+        from prefect.context import FlowRunContext
+
+        flow_ctx = FlowRunContext.get()
+        if flow_ctx is not None and flow_ctx.flow_run is not None:
+            flow_run.append(flow_ctx.flow_run)
         return orch.run_build(**parameters)
 
     results: dict[str, dict[str, Any]] | None = None
@@ -252,6 +266,12 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
         return _unusable(failure)
     assert results is not None
     _print_summary(results, titles, progress, orch, out)
+    if flow_run:
+        # A link into a temporary server's UI would be dead by the time it is read.
+        from prefect.settings import get_current_settings
+
+        link = _flow_run_link(flow_run[0], with_url=bool(get_current_settings().api.url))
+        print(f"Prefect flow run: {link}", file=out, flush=True)
     return EXIT_FAILED if any(r["status"] == "error" for r in results.values()) else EXIT_OK
 
 
@@ -318,6 +338,20 @@ def _print_summary(
             print(f"  ... and {len(skipped) - 20} more", file=out)
     target = orch.settings.resolved_target_path() / "run_results.json"
     print(f"\nrun_results.json: {target}", file=out, flush=True)
+
+
+def _flow_run_link(flow_run: Any, *, with_url: bool) -> str:
+    """``name (id)``, and the UI address when asked and Prefect knows one."""
+    from prefect.utilities.urls import url_for
+
+    text = f"{flow_run.name} ({flow_run.id})"
+    url = None
+    if with_url:
+        try:
+            url = url_for(flow_run)
+        except Exception:  # no UI configured: the name and id are enough
+            url = None
+    return f"{text} {url}" if url else text
 
 
 def _title(uid: str) -> str:
