@@ -161,6 +161,9 @@ class ProgressExecutor:
         self.progress = progress
 
     def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes this class lacks; never for its own (e.g. while unpickling).
+        if name in ("inner", "progress") or name.startswith("__"):
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def resolve_manifest(
