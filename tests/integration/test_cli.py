@@ -151,3 +151,50 @@ def _materializations(flow_run_id: str, expected: int) -> dict[str, set[str]]:
             found = {e.resource.id: {r.id for r in e.related if r.role == "asset"} for e in events}
             time.sleep(0.5)
     return found
+
+
+@pytest.fixture
+def chain_manifest():
+    from dbt_graph.testing import ManifestBuilder
+
+    return (
+        ManifestBuilder().seed("raw").model("stg", depends_on=["raw"]).model("other").build()
+    )
+
+
+def test_progress_lines_count_each_node_once_across_retries(chain_manifest) -> None:
+    import io
+
+    from dbt_graph import Command, ExecutionRequest
+    from dbt_graph.testing import FakeExecutor
+    from prefect_dbt_orchestrator._progress import Progress, ProgressExecutor
+
+    stream = io.StringIO()
+    progress = Progress(total=2, stream=stream)  # a StringIO is not a terminal: plain lines
+    fake = FakeExecutor(chain_manifest, fail_times={"model.p.stg": 1})
+    executor = ProgressExecutor(fake, progress)
+    raw, stg = chain_manifest.node("seed.p.raw"), chain_manifest.node("model.p.stg")
+    with progress:
+        executor.execute(ExecutionRequest(command=Command.SEED, nodes=(raw,)))
+        for _ in range(2):  # fails, then the retry passes
+            executor.execute(ExecutionRequest(command=Command.RUN, nodes=(stg,)))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[1/2] OK      seed raw")
+    assert lines[1].startswith("[2/2] ERROR   model stg") and "scripted failure" in lines[1]
+    assert lines[2].startswith("[2/2] OK      model stg")
+    assert progress.failures == 0 and progress.running == {}
+
+
+def test_live_progress_renders_on_a_terminal(chain_manifest) -> None:
+    import io
+
+    from prefect_dbt_orchestrator._progress import Progress
+    from rich.console import Console
+
+    stream = io.StringIO()
+    progress = Progress(total=2, stream=stream, interactive=True)
+    with progress:
+        progress.started([chain_manifest.node("model.p.stg"), chain_manifest.node("model.p.other")])
+        Console(file=io.StringIO(), force_terminal=True).print(progress._render())
+        progress.finished("model.p.stg", "model stg", "fail", "Got 3 results")
+    assert "FAIL" in stream.getvalue() and "model stg Got 3 results" in stream.getvalue()
