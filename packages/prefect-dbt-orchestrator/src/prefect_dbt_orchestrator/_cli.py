@@ -79,12 +79,15 @@ def _add_flags(sub: argparse.ArgumentParser) -> None:
                      help="dbt selection (several values are a union, as in dbt)")
     dbt.add_argument("--exclude", nargs="+", action="extend", metavar="SELECTOR",
                      help="dbt exclusion")
-    dbt.add_argument("--selector", help="a YAML selector's name")
-    dbt.add_argument("-t", "--target", help="the dbt target (default: the profile's)")
-    dbt.add_argument("--vars", help="dbt vars as a YAML or JSON mapping: '{key: value}'")
+    dbt.add_argument("--selector", metavar="NAME", help="a YAML selector's name")
+    dbt.add_argument("-t", "--target", metavar="NAME",
+                     help="the dbt target (default: the profile's)")
+    dbt.add_argument("--vars", metavar="YAML",
+                     help="dbt vars as a YAML or JSON mapping: '{key: value}'")
     dbt.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
-    dbt.add_argument("--project-dir", type=Path, help="the dbt project (default: current dir)")
-    dbt.add_argument("--profiles-dir", type=Path,
+    dbt.add_argument("--project-dir", type=Path, metavar="DIR",
+                     help="the dbt project (default: current dir)")
+    dbt.add_argument("--profiles-dir", type=Path, metavar="DIR",
                      help="where profiles.yml is (default: the project dir if it has one, "
                           "else the current dir, else ~/.dbt)")
     ours = sub.add_argument_group("orchestrator flags")
@@ -92,7 +95,7 @@ def _add_flags(sub: argparse.ArgumentParser) -> None:
                       help="one dbt invocation per wave (default), or a Prefect task per node")
     ours.add_argument("--concurrency", type=_concurrency, metavar="N|LIMIT",
                       help="per-node: worker count, or a Prefect global concurrency limit name")
-    ours.add_argument("--retries", type=_non_negative, default=0,
+    ours.add_argument("--retries", type=_non_negative, default=0, metavar="N",
                       help="per-node: retries of a failed node")
     ours.add_argument("--test-strategy", choices=("immediate", "deferred", "skip"),
                       default="immediate", help="when tests run (default: as dbt build)")
