@@ -12,14 +12,16 @@ lose the answer (``after_acting=True``), which is how lost create responses are 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
 import shlex
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -687,3 +689,44 @@ def _message(node: Node, status: str, failures: int | None) -> str | None:
         f"Database Error in {node.resource_type} {node.name} ({node.original_file_path})\n"
         "  Catalog Error: Table with name missing_table does not exist!"
     )
+
+
+@contextlib.contextmanager
+def serve_over_socket(fake: FakeDbtCloud) -> Iterator[str]:
+    """Serve ``fake`` on a real loopback socket and yield its base URL.
+
+    Worker processes (process pools, Dask) cannot reach respx mocks in the test process; they
+    can reach this.
+    """
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            request = httpx.Request(
+                self.command,
+                f"https://{HOST}{self.path}",
+                headers=dict(self.headers.items()),
+                content=self.rfile.read(length) if length else b"",
+            )
+            response = fake.router.handler(request)
+            body = response.read()
+            self.send_response(response.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -7,7 +7,6 @@ import pickle
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cloudpickle
 import httpx
@@ -22,7 +21,7 @@ from dbt_exec_cloud import (
     RunTimeoutError,
 )
 from dbt_graph import Command, ExecutionRequest, NodeStatus
-from exec_cloud.fake_cloud import ENVIRONMENT, HOST, PROJECT, TOKEN, FakeDbtCloud
+from exec_cloud.fake_cloud import ENVIRONMENT, PROJECT, TOKEN, FakeDbtCloud, serve_over_socket
 from exec_cloud.fake_time import no_sleep
 
 ORDERS = "model.shop.orders"
@@ -89,37 +88,8 @@ def test_errors_pickle_with_their_attributes(error: Exception) -> None:
 
 @pytest.fixture
 def fake_server(fake: FakeDbtCloud) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            request = httpx.Request(
-                self.command,
-                f"https://{HOST}{self.path}",
-                headers=dict(self.headers.items()),
-                content=self.rfile.read(length) if length else b"",
-            )
-            response = fake.router.handler(request)
-            body = response.read()
-            self.send_response(response.status_code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_over_socket(fake) as url:
+        yield url
 
 
 def test_runs_in_a_process_pool(fake: FakeDbtCloud, fake_server: str, tmp_path) -> None:
