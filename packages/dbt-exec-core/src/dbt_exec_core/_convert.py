@@ -6,7 +6,7 @@ event messages. The parent process never imports dbt; it only sees the values bu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,7 +84,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _span(pairs: Iterable[tuple[datetime | None, datetime | None]]) -> tuple[Any, Any]:
+def _span(pairs: Sequence[tuple[datetime | None, datetime | None]]) -> tuple[Any, Any]:
     starts = [s for s, _ in pairs if s is not None]
     ends = [e for _, e in pairs if e is not None] if starts else []
     return (min(starts) if starts else None, max(ends) if ends else None)
@@ -140,7 +140,7 @@ def result_from_run_result(result: Any, logs: Sequence[LogLine]) -> NodeResult:
     uid = node.unique_id
     status, problem = _status(result.status)
     message = problem or result.message or None
-    started, completed = _span((_utc(t.started_at), _utc(t.completed_at)) for t in result.timing)
+    started, completed = _span([(_utc(t.started_at), _utc(t.completed_at)) for t in result.timing])
     failures = result.failures if _is_test(uid) else None
     return NodeResult(
         unique_id=uid,

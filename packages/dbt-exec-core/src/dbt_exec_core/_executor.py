@@ -41,6 +41,10 @@ from dbt_exec_core._scheduler import Job, Lane, Scheduler
 logger = logging.getLogger("dbt_exec_core")
 
 _FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
+#: dbt threads of a streaming session when ``threads`` is not set (at least the profile's).
+_SESSION_THREADS = 8
+#: Extra arguments that keep requests out of streaming sessions.
+_NO_SESSION_FLAGS = frozenset({"--fail-fast", "-x"})
 _SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
 #: Sent to dbt with every invocation: output is captured from events, not the console.
 _QUIET = ("--log-level", "none", "--no-use-colors")
@@ -303,27 +307,42 @@ class DbtCoreExecutor:
             duckdb_path=resolved.duckdb_path,
             profile_threads=resolved.profile_threads,
         )
-        command = request.command.value
-        job = Job(
-            kind=RUN,
-            node_ids=ids,
-            lane=lane,
-            command=command,
-            selectors=selectors,
-            full_refresh=request.full_refresh if command in _FULL_REFRESH_COMMANDS else None,
-            timeout=request.timeout_seconds or self._node_timeout,
-            environ=environ,
-            related=resolved.related(selectors),
-        )
-        job.results.update(results)
-        result: ExecutionResult = self._get_scheduler().submit(job).result()
+        parts = _split_orphan_unit_tests(request, selectors, resolved)
+        scheduler = self._get_scheduler()
+        futures = []
+        streaming = not any(a in _NO_SESSION_FLAGS for a in extra)
+        for command, part in parts:
+            own = command == "test" and any(u.startswith("unit_test.") for u in part)
+            fr = request.full_refresh if command in _FULL_REFRESH_COMMANDS else None
+            job = Job(
+                kind=RUN,
+                node_ids=tuple(part),
+                lane=lane,
+                command=command,
+                selectors=part,
+                full_refresh=fr,
+                timeout=request.timeout_seconds or self._node_timeout,
+                environ=environ,
+                related=resolved.related(part),
+                own_command=own,
+                session=_session_key(lane, bool(fr))
+                if streaming and len(part) == 1 and not own
+                else None,
+            )
+            futures.append(scheduler.submit(job))
+        done: list[ExecutionResult] = [f.result() for f in futures]
+        for result in done:
+            results.update(result.results)
+        args: list[str] = []
+        for result in done:
+            args += [*(["&&"] if args else []), *_display_args(result.invocation_args)]
         return ExecutionResult(
-            results=result.results,
-            started_at=min(started, result.started_at),
-            completed_at=result.completed_at,
-            error=result.error,
-            logs=result.logs,
-            invocation_args=_display_args(result.invocation_args),
+            results={uid: results[uid] for uid in ids},
+            started_at=min([started, *(r.started_at for r in done)]),
+            completed_at=max(r.completed_at for r in done),
+            error=next((r.error for r in done if r.error is not None), None),
+            logs=tuple(line for r in done for line in r.logs),
+            invocation_args=tuple(args),
         )
 
     # -- freshness -----------------------------------------------------------------------------
@@ -440,7 +459,13 @@ class _RunArgs:
     favor_state: bool
 
     def __call__(
-        self, command: str, selectors: tuple[str, ...], lane: Lane, full_refresh: bool, jobs: int
+        self,
+        command: str,
+        selectors: tuple[str, ...],
+        lane: Lane,
+        full_refresh: bool,
+        jobs: int,
+        session: bool,
     ) -> tuple[str, ...]:
         args = [
             command,
@@ -464,7 +489,10 @@ class _RunArgs:
         if lane.vars_json != "{}":
             args += ["--vars", lane.vars_json]
         threads = self.threads
-        if threads is None and jobs > 1:
+        if threads is None and session:
+            # Callers decide how many nodes are in flight; the session must not be the limit.
+            threads = max(lane.profile_threads or 1, _SESSION_THREADS)
+        elif threads is None and jobs > 1:
             threads = max(jobs, lane.profile_threads or 1)
         if threads is not None:
             args += ["--threads", str(threads)]
@@ -479,6 +507,31 @@ class _RunArgs:
         if self.favor_state:
             args.append("--favor-state")
         return (*args, *lane.extra_args)
+
+
+def _session_key(lane: Lane, full_refresh: bool) -> str:
+    """Single-node requests with equal keys may share one streaming ``dbt build``."""
+    return hashlib.sha256(repr((lane, full_refresh)).encode()).hexdigest()[:16]
+
+
+def _split_orphan_unit_tests(
+    request: ExecutionRequest, selectors: Mapping[str, str], resolved: ResolvedManifest
+) -> list[tuple[str, dict[str, str]]]:
+    """The request's (command, selectors) parts: ``dbt build`` runs a unit test only together
+    with the model it tests, so unit tests whose model is not in a build request run as
+    ``dbt test`` beside it."""
+    command = request.command.value
+    if command != "build":
+        return [(command, dict(selectors))]
+    graph = resolved.graph
+    orphans = {
+        uid: sel
+        for uid, sel in selectors.items()
+        if uid.startswith("unit_test.")
+        and not set(graph.parent_map.get(uid, ())) & selectors.keys()
+    }
+    rest = {uid: sel for uid, sel in selectors.items() if uid not in orphans}
+    return [(c, part) for c, part in (("build", rest), ("test", orphans)) if part]
 
 
 def _absolute(path: str | Path | None) -> Path | None:

@@ -128,7 +128,9 @@ class WorkerHandle:
     Attributes:
         index: A number for names and logs.
         work_dir: The worker's own dbt target directory (removed when it exits).
-        batch: The invocation it is running, or ``None`` when idle (set by the scheduler).
+        batches: The invocations it is running, by id (empty when idle; several while a
+            streaming session takes requests). Kept by the scheduler.
+        session: The key of its running streaming session, if any.
         keys: Manifest keys the worker has loaded (for affinity).
         dying: Set once the worker is being stopped; it takes no more work.
         exit_detail: Why it exited, when known (exit code or start-up error).
@@ -144,7 +146,8 @@ class WorkerHandle:
     ) -> None:
         self.index = index
         self.work_dir = tempfile.mkdtemp(prefix=f"dbt-exec-core-w{index}-")
-        self.batch: Any = None
+        self.batches: dict[int, Any] = {}
+        self.session: str | None = None
         self.keys: set[str] = set()
         self.dying = False
         self.exit_detail = ""

@@ -53,6 +53,9 @@ class Invoke:
         duckdb_lock: A lock file to hold for the invocation (DuckDB admits one process).
         pickle_to: For ``parse``: where to pickle the parsed manifest.
         digest: For ``parse``: the digest to store with the pickle.
+        session: For single-node ``run`` requests that may share a streaming session
+            (:mod:`dbt_exec_core._session`): the session's key. Requests with the same key join
+            the session running in the worker.
     """
 
     batch_id: int
@@ -64,6 +67,7 @@ class Invoke:
     duckdb_lock: str | None = None
     pickle_to: str | None = None
     digest: str | None = None
+    session: str | None = None
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,13 @@ class Job:
         manifest: For jobs other than ``run``: the manifest to invoke with, if any.
         duckdb_path: The DuckDB file the job touches, if any.
         pickle_to / digest: For ``parse`` jobs.
-        depends: ``node_ids -> ancestors and descendants``, to check independence.
+        related: Every ancestor and descendant of the requested nodes, to check independence.
+        own_command: The job must run with its own command (``dbt build`` runs a unit test only
+            with its model, so a ``test`` request for a unit test is never merged into a
+            ``build``).
+        session: For single-node requests that may share a streaming session, its key
+            (requests with the same key join one running ``dbt build``; see
+            :mod:`dbt_exec_core._session`).
     """
 
     kind: str
@@ -102,6 +108,8 @@ class Job:
     pickle_to: str | None = None
     digest: str | None = None
     related: frozenset[str] = frozenset()
+    own_command: bool = False
+    session: str | None = None
     future: Future[Any] = field(default_factory=Future)
     # state, guarded by the scheduler's lock
     results: dict[str, NodeResult] = field(default_factory=dict)
@@ -133,7 +141,7 @@ class Scheduler:
         log_level: Lowest dbt event level captured into results.
         window_seconds: The coalescing window.
         run_args: Builds a ``run`` batch's dbt arguments from ``(command, selectors, lane,
-            full_refresh, jobs_in_batch)``.
+            full_refresh, jobs_in_batch, session)``.
     """
 
     def __init__(
@@ -142,7 +150,7 @@ class Scheduler:
         max_workers: int,
         log_level: str,
         window_seconds: float,
-        run_args: Callable[[str, tuple[str, ...], Lane, bool, int], tuple[str, ...]],
+        run_args: Callable[[str, tuple[str, ...], Lane, bool, int, bool], tuple[str, ...]],
     ) -> None:
         self._max_workers = max(1, max_workers)
         self._log_level = log_level
@@ -204,13 +212,23 @@ class Scheduler:
 
     def _dispatch(self, now: float) -> float | None:
         wake: float | None = None
+        # Workers somebody is waiting for: they take no new session requests, so their
+        # sessions run dry and the worker frees up.
+        draining: set[WorkerHandle] = set()
         for job in list(self._pending):
             if job not in self._pending:
                 continue  # taken into an earlier batch of this pass
+            if job.session is not None:
+                worker = self._session_for(job, draining)
+                if worker is not None:
+                    self._start(worker, [job], now)
+                    continue
             worker = self._worker_for(job)
             if worker is None:
+                if job.session is None:
+                    draining |= self._blocking(job)
                 continue
-            if job.kind == RUN:
+            if job.kind == RUN and job.session is None:
                 age = now - job.submitted
                 if age < self._window:
                     remaining = self._window - age
@@ -222,13 +240,44 @@ class Scheduler:
             self._start(worker, batch_jobs, now)
         return wake
 
+    def _session_for(self, job: Job, draining: set[WorkerHandle]) -> WorkerHandle | None:
+        """A worker whose running session ``job`` can join now, if any."""
+        for worker in self._workers:
+            if worker.dying or worker in draining or worker.session != job.session:
+                continue
+            in_flight: set[str] = set()
+            related: set[str] = set()
+            for batch in worker.batches.values():
+                in_flight |= batch.requested
+                for other in batch.jobs:
+                    related |= other.related
+            if job.remaining & in_flight or job.related & in_flight or job.remaining & related:
+                return None  # it must wait for a node it depends on (or the same node)
+            return worker
+        return None
+
+    def _blocking(self, job: Job) -> set[WorkerHandle]:
+        """The workers that must free up for ``job`` to start."""
+        path = job.lane.duckdb_path if job.lane is not None else job.duckdb_path
+        if path is not None and path in self._pins:
+            return {self._pins[path]}
+        if len([w for w in self._workers if not w.dying]) >= self._max_workers:
+            return {w for w in self._workers if w.session is not None}
+        return set()
+
     def _coalesce(self, first: Job) -> list[Job]:
         jobs = [first]
         related = set(first.related)
         nodes = set(first.remaining)
         full_refresh = first.full_refresh
+        commands = {first.command}
+        own_command = first.own_command
         for other in self._pending:
             if other is first or other.kind != RUN or other.lane != first.lane:
+                continue
+            if other.session is not None:
+                continue
+            if (own_command or other.own_command) and commands != {other.command}:
                 continue
             if (
                 full_refresh is not None
@@ -238,7 +287,13 @@ class Scheduler:
                 continue
             if related & other.remaining or nodes & other.related:
                 continue
+            if "test" in (first.command, other.command) and other.command != first.command:
+                # `dbt build` skips a unit test whose model is not selected with it, so test
+                # jobs (unit tests among them) only join other test jobs.
+                continue
             jobs.append(other)
+            commands.add(other.command)
+            own_command = own_command or other.own_command
             related |= other.related
             nodes |= other.remaining
             if full_refresh is None:
@@ -246,11 +301,12 @@ class Scheduler:
         return jobs
 
     def _worker_for(self, job: Job) -> WorkerHandle | None:
+        """An idle worker for ``job`` (the DuckDB file's own worker when it has one)."""
         path = job.lane.duckdb_path if job.lane is not None else job.duckdb_path
         if path is not None:
             pinned = self._pins.get(path)
             if pinned is not None and not pinned.dying:
-                return pinned if pinned.batch is None else None
+                return pinned if not pinned.batches else None
             idle = self._idle(job) or self._spawn()
             if idle is not None:
                 self._pins[path] = idle
@@ -259,7 +315,7 @@ class Scheduler:
 
     def _idle(self, job: Job) -> WorkerHandle | None:
         pinned = set(self._pins.values())
-        idle = [w for w in self._workers if w.batch is None and not w.dying]
+        idle = [w for w in self._workers if not w.batches and not w.dying]
         if not idle:
             return None
         key = job.lane.manifest.key if job.lane is not None else None
@@ -287,6 +343,8 @@ class Scheduler:
             assert first.lane is not None
             commands = {j.command for j in jobs}
             command = commands.pop() if len(commands) == 1 else "build"
+            if first.session is not None:
+                command = "build"
             selectors = tuple(
                 dict.fromkeys(
                     j.selectors[uid] for j in jobs for uid in j.node_ids if uid in j.remaining
@@ -294,18 +352,14 @@ class Scheduler:
             )
             full_refresh = any(j.full_refresh for j in jobs)
             args = self._run_args(
-                command or "build", selectors, first.lane, full_refresh, len(jobs)
+                command, selectors, first.lane, full_refresh, len(jobs), first.session is not None
             )
             requested = frozenset(uid for j in jobs for uid in j.remaining)
             manifest = first.lane.manifest
             path = first.lane.duckdb_path
         else:
-            args, requested, manifest, path = (
-                first.args,
-                frozenset(),
-                first.manifest,
-                first.duckdb_path,
-            )
+            args, requested, manifest = first.args, frozenset(), first.manifest
+            path = first.duckdb_path
         invoke = Invoke(
             batch_id=batch_id,
             kind=first.kind,
@@ -316,6 +370,7 @@ class Scheduler:
             duckdb_lock=f"{path}.dbt-exec-core.lock" if path else None,
             pickle_to=first.pickle_to,
             digest=first.digest,
+            session=first.session,
         )
         batch = _Batch(
             batch_id,
@@ -324,29 +379,32 @@ class Scheduler:
             args,
             early=first.kind == RUN and path is None,
             requested=requested,
+            started=now,
         )
         for job in jobs:
             self._pending.remove(job)
             job.started_at = job.started_at or datetime.now(UTC)
             job.deadline = now + job.timeout if job.timeout is not None else None
             job.invocation_args = args
-        worker.batch = batch
-        batch.started = now
+        worker.batches[batch_id] = batch
+        if first.session is not None:
+            worker.session = first.session
         logger.debug(
-            "invocation %d on worker %d: %s, %d request(s), %d node(s)",
+            "invocation %d on worker %d: %s, %d request(s), %d node(s)%s",
             batch_id,
             worker.index,
             first.kind if first.kind != RUN else args[0],
             len(jobs),
             len(requested),
+            " (session)" if first.session else "",
         )
         if manifest is not None:
             worker.keys.add(manifest.key)
         try:
             worker.send(invoke)
         except OSError:
-            # The worker died before we noticed; on_exit requeues nothing (batch detached).
-            worker.batch = None
+            # The worker is gone; its exit handler has nothing of this batch to answer for.
+            del worker.batches[batch_id]
             worker.dying = True
             for job in reversed(jobs):
                 self._pending.appendleft(job)
@@ -355,10 +413,10 @@ class Scheduler:
 
     def _on_message(self, worker: WorkerHandle, message: Any) -> None:
         with self._cond:
-            batch = worker.batch
             if isinstance(message, Ready):
                 return
-            if batch is None or getattr(message, "batch_id", None) != batch.id:
+            batch = worker.batches.get(getattr(message, "batch_id", -1))
+            if batch is None:
                 return
             if isinstance(message, NodeDone):
                 self._node_done(batch, message.result)
@@ -367,7 +425,9 @@ class Scheduler:
                     "invocation %d done in %.3fs", batch.id, time.monotonic() - batch.started
                 )
                 self._invoke_done(batch, message)
-                worker.batch = None
+                del worker.batches[batch.id]
+                if not worker.batches:
+                    worker.session = None
                 self._cond.notify_all()
             elif isinstance(message, Cancelled):
                 batch.cancelled.set()
@@ -406,16 +466,18 @@ class Scheduler:
             for path, pinned in list(self._pins.items()):
                 if pinned is worker:
                     del self._pins[path]
-            batch, worker.batch = worker.batch, None
-            if batch is not None:
+            batches = list(worker.batches.values())
+            worker.batches.clear()
+            worker.session = None
+            crash = ErrorInfo(
+                type="WorkerError",
+                message="The dbt worker process exited unexpectedly "
+                f"({worker.exit_detail or 'killed'}) before dbt reported this node.",
+            )
+            for batch in batches:
                 for job in batch.timed_out:
                     assert job.timeout is not None
                     self._complete(job, error=_timeout_error(job.timeout), logs=())
-                crash = ErrorInfo(
-                    type="WorkerError",
-                    message="The dbt worker process exited unexpectedly "
-                    f"({worker.exit_detail or 'killed'}) before dbt reported this node.",
-                )
                 for job in batch.jobs:
                     if job.kind == RUN:
                         self._complete(job, error=crash, logs=())
@@ -430,37 +492,42 @@ class Scheduler:
     def _check_timeouts(self, now: float) -> float | None:
         wake: float | None = None
         for worker in list(self._workers):
-            batch = worker.batch
-            if batch is None or worker.dying:
+            if worker.dying or not worker.batches:
                 continue
-            expired = [j for j in batch.jobs if j.deadline is not None and j.deadline <= now]
+            jobs = [j for b in worker.batches.values() for j in b.jobs]
+            expired = [j for j in jobs if j.deadline is not None and j.deadline <= now]
             if not expired:
-                for job in batch.jobs:
+                for job in jobs:
                     if job.deadline is not None:
                         left = job.deadline - now
                         wake = left if wake is None else min(wake, left)
                 continue
-            batch.timed_out = expired
-            # The others did nothing wrong: run their unfinished nodes again elsewhere.
-            for job in reversed([j for j in batch.jobs if j not in expired]):
-                job.submitted = now - self._window
-                self._pending.appendleft(job)
-            batch.jobs = []
+            # The worker is stopped. The expired jobs get a timeout; the others did nothing
+            # wrong: their unfinished nodes run again elsewhere.
+            for batch in worker.batches.values():
+                batch.timed_out = [j for j in batch.jobs if j in expired]
+                for job in reversed([j for j in batch.jobs if j not in expired]):
+                    job.submitted = now - self._window
+                    self._pending.appendleft(job)
+                batch.jobs = []
             worker.dying = True
             wake = 0.0  # requeued jobs may go to another worker right away
             threading.Thread(
                 target=self._stop_worker,
-                args=(worker, batch),
+                args=(worker, list(worker.batches.values())),
                 daemon=True,
-                name=f"dbt-exec-core-timeout-{batch.id}",
+                name=f"dbt-exec-core-timeout-{worker.index}",
             ).start()
         return wake
 
     @staticmethod
-    def _stop_worker(worker: WorkerHandle, batch: _Batch) -> None:
+    def _stop_worker(worker: WorkerHandle, batches: list[_Batch]) -> None:
         try:
-            worker.send(Cancel(batch.id))
-            batch.cancelled.wait(_CANCEL_GRACE_SECONDS)
+            for batch in batches:
+                if batch.timed_out:
+                    worker.send(Cancel(batch.id))
+                    batch.cancelled.wait(_CANCEL_GRACE_SECONDS)
+                    break
         except OSError:
             pass
         worker.kill()

@@ -15,6 +15,9 @@ answer each time; in worker processes (never in the caller's) they are replaced:
   ``--log-level-file none`` unless the user asked for a log file), the only listener is the
   worker, which keeps lines at or above its level and ``NodeFinished``; other events are dropped
   before they are built;
+* **the node loop**, only while a streaming session runs (:mod:`dbt_exec_core._session`):
+  ``GraphRunnableTask.execute_nodes`` hands the task to the session, which keeps feeding dbt's
+  thread pool with the nodes of requests arriving while it runs;
 * **selection**: the executor always selects an exact set of unique_ids (``--select`` lists one
   exact selector per node, with ``--indirect-selection empty``), so while
   :func:`exact_selection` is active, ``NodeSelector.select_nodes`` returns that set instead of
@@ -33,6 +36,7 @@ from typing import Any
 
 _installed = False
 _exact: frozenset[str] | None = None
+_server: Any = None
 _floor: int | None = None
 _GRAPHS = "_dbt_exec_core_graphs"
 _RANKS = {"debug": 10, "test": 10, "info": 20, "warn": 30, "error": 40}
@@ -57,6 +61,17 @@ def exact_selection(unique_ids: Iterable[str]) -> Iterator[None]:
         _exact = None
 
 
+@contextmanager
+def serving(server: Any) -> Iterator[None]:
+    """Within the block, dbt's node loop is ``server.execute_nodes(task)`` (a session)."""
+    global _server
+    _server = server
+    try:
+        yield
+    finally:
+        _server = None
+
+
 def install() -> None:
     """Install the shortcuts (idempotent)."""
     global _installed
@@ -66,6 +81,7 @@ def install() -> None:
     _memoise_graph()
     _drop_unheard_events()
     _select_exactly()
+    _serve_sessions()
     _installed = True
 
 
@@ -133,3 +149,17 @@ def _drop_unheard_events() -> None:
         original(self, e, level, node, force_warn_or_error_handling)
 
     EventManager.fire_event = fire_event  # type: ignore[method-assign]
+
+
+def _serve_sessions() -> None:
+    from dbt.task.runnable import GraphRunnableTask
+
+    original = GraphRunnableTask.execute_nodes
+
+    def execute_nodes(self: Any) -> Any:
+        server = _server
+        if server is None:
+            return original(self)
+        return server.execute_nodes(self)
+
+    GraphRunnableTask.execute_nodes = execute_nodes  # type: ignore[method-assign]

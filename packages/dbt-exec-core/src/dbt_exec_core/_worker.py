@@ -44,6 +44,7 @@ from dbt_exec_core._protocol import (
     Ready,
     Stop,
 )
+from dbt_exec_core._session import Session
 
 #: How many parsed manifests (targets/vars) a worker keeps in memory.
 _KEPT_MANIFESTS = 3
@@ -77,13 +78,22 @@ class _LoadedManifest:
     def __init__(self, digest: str, manifest: Any) -> None:
         self.digest = digest
         self.manifest = manifest
-        self.pristine = [
-            (node, {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)})
-            for node in manifest.nodes.values()
-        ]
+        self.pristine = {
+            uid: (node, {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)})
+            for uid, node in manifest.nodes.items()
+        }
 
     def reset_compile_state(self) -> None:
-        for node, state in self.pristine:
+        """Undo what compiling did to every node."""
+        self.reset_nodes(self.pristine)
+
+    def reset_nodes(self, unique_ids: Any) -> None:
+        """Undo what compiling did to these nodes."""
+        for uid in unique_ids:
+            entry = self.pristine.get(uid)
+            if entry is None:
+                continue
+            node, state = entry
             for attr, value in state.items():
                 setattr(node, attr, _copy(value))
 
@@ -104,6 +114,7 @@ class Worker:
         self._work_dir = str(config["work_dir"])
         self._manifests: OrderedDict[str, _LoadedManifest] = OrderedDict()
         self._capture: _Capture | None = None
+        self._session: Session | None = None
 
     def serve(self) -> None:
         """Import dbt, then run invocations until told to stop or the parent goes away."""
@@ -115,14 +126,54 @@ class Worker:
         while True:
             invoke = self._inbox.get()
             if invoke is None:
+                self._end_session()
                 return
+            if self._session is not None:
+                if invoke.session and self._session.try_add(invoke):
+                    continue
+                self._end_session()
             try:
+                if invoke.session:
+                    self._start_session(invoke)
+                    continue
                 done = self._handle(invoke)
             except BaseException as exc:  # a bug here must not leave the caller waiting
                 done = InvokeDone(
                     batch_id=invoke.batch_id, success=False, error=ErrorInfo.from_exception(exc)
                 )
             self._send(done)
+
+    def _start_session(self, invoke: Invoke) -> None:
+        os.environ.clear()
+        os.environ.update(invoke.environ)
+        assert invoke.manifest is not None
+        loaded = self._manifest(
+            invoke.manifest.key, invoke.manifest.digest, invoke.manifest.pickle_path
+        )
+        loaded.reset_compile_state()
+        capture = _Capture(-1, frozenset(), loaded.manifest)
+        self._capture = capture
+
+        def run(args: list[str]) -> Any:
+            from dbt.cli.main import dbtRunner
+
+            return dbtRunner(manifest=loaded.manifest, callbacks=[self._on_event]).invoke(args)
+
+        self._session = Session(
+            invoke,
+            manifest=loaded,
+            args=[*invoke.args, "--target-path", self._work_dir],
+            send=self._send,
+            capture=capture,
+            invoke=run,
+        )
+        self._session.start()
+
+    def _end_session(self) -> None:
+        if self._session is not None:
+            self._session.finish()
+            self._session = None
+            self._capture = None
 
     def _listen(self) -> None:
         while True:
@@ -166,7 +217,7 @@ class Worker:
                     try:
                         outcome = self._invoke(args, capture, invoke.kind)
                     finally:
-                        _close_duckdb()
+                        close_duckdb()
             else:
                 outcome = self._invoke(args, capture, invoke.kind)
         finally:
@@ -248,8 +299,10 @@ class Worker:
                 capture.node_logs.setdefault(line.node_id, []).append(line)
 
     def _cancel(self, batch_id: int) -> None:
-        capture = self._capture
-        if capture is not None and capture.batch_id == batch_id:
+        capture, session = self._capture, self._session
+        if capture is not None and (
+            capture.batch_id == batch_id or (session is not None and session.holds(batch_id))
+        ):
             try:
                 from dbt.adapters.factory import FACTORY
 
@@ -290,7 +343,7 @@ class Worker:
         return _adapter_info(manifest)
 
 
-def _close_duckdb() -> None:
+def close_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open between invocations (``keep_open``
     defaults to true), so other processes can open the file while this worker is idle."""
     try:
