@@ -1,23 +1,28 @@
-"""Routing requests to worker processes, coalescing those that arrive together.
+"""Routing requests to worker processes: streaming sessions, coalescing, timeouts.
 
 Callers (threads) submit :class:`Job` objects and wait on their future. One dispatcher thread
-hands pending jobs to idle workers:
+hands pending jobs to workers:
 
-* A job waits a few milliseconds after it arrives (the coalescing window); then every pending
-  job of the same :class:`Lane` (same manifest, vars, extra args, environment, compatible
-  ``--full-refresh``) whose nodes are independent of the batch's nodes (no node of one is an
-  ancestor of a node of another) joins it, and the batch becomes one dbt invocation. Because the
-  requests are independent, dbt's skip-downstream-of-failure rule can only act *within* one
-  caller's own nodes, never across callers.
+* A single-node job carries a **session** key. It joins the worker whose streaming session
+  (:mod:`dbt_exec_core._session`, one long ``dbt build``) has that key, as soon as its node is
+  independent of every node in flight there; with no such session it opens one on an idle worker.
+  There is at most one session per key, so dbt's relation cache never lives in two processes.
+* Any other ``run`` job waits a few milliseconds after it arrives (the coalescing window); then
+  every pending job of the same :class:`Lane` (same manifest, vars, extra args, environment,
+  compatible ``--full-refresh``) whose nodes are independent of the batch's nodes (no node of one
+  is an ancestor of a node of another) joins it, and the batch becomes one dbt invocation.
+  Because the requests are independent, dbt's skip-downstream-of-failure rule can only act
+  *within* one caller's own nodes, never across callers.
 * All work on one DuckDB file goes to one worker (DuckDB admits one writing process); its
-  parallelism comes from dbt's threads inside the coalesced invocation. Other adapters use up
-  to ``max_workers`` processes, started on demand.
-* A job on a non-DuckDB lane is answered as soon as dbt reports its last node (the worker
-  streams ``NodeFinished``), so a caller's next request can start on another worker. DuckDB
-  jobs are answered when the invocation ends and the database file is closed again.
+  parallelism comes from dbt's threads. Other adapters use up to ``max_workers`` processes,
+  started on demand. A job waiting for a busy worker stops new requests from joining that
+  worker's session, so the session runs dry and the worker frees up.
+* A job on a non-DuckDB lane is answered as soon as dbt reports its last node. DuckDB jobs are
+  answered when their invocation (or, in a session, their batch) is over; the last one of a
+  session only after the database file is closed.
 * A job past its deadline stops its worker: the worker cancels its open database queries, is
-  killed and replaced; the job's unfinished nodes become ``error`` results, other jobs of the
-  batch go back to the queue.
+  killed and replaced; the job's unfinished nodes become ``error`` results, the worker's other
+  jobs go back to the queue.
 """
 
 from __future__ import annotations
@@ -302,6 +307,9 @@ class Scheduler:
 
     def _worker_for(self, job: Job) -> WorkerHandle | None:
         """An idle worker for ``job`` (the DuckDB file's own worker when it has one)."""
+        if job.session is not None and any(w.session == job.session for w in self._workers):
+            # One session per lane: relation caches of two live sessions would drift apart.
+            return None
         path = job.lane.duckdb_path if job.lane is not None else job.duckdb_path
         if path is not None:
             pinned = self._pins.get(path)
