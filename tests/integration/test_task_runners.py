@@ -14,7 +14,6 @@ from integration.helpers import statuses
 from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner
 from prefect_dask import DaskTaskRunner
-
 from prefect_dbt_orchestrator import (
     DbtCloudCredentials,
     DbtCloudExecutor,

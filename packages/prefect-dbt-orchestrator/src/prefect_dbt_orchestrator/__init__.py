@@ -2,7 +2,7 @@
 
 Example:
     >>> from prefect_dbt_orchestrator import PrefectDbtOrchestrator, ExecutionMode  # doctest: +SKIP
-    >>> orchestrator = PrefectDbtOrchestrator(execution_mode=ExecutionMode.PER_NODE)  # doctest: +SKIP
+    >>> orchestrator = PrefectDbtOrchestrator(execution_mode="per_node")  # doctest: +SKIP
     >>> results = orchestrator.run_build(select="tag:daily")  # doctest: +SKIP
 """
 
