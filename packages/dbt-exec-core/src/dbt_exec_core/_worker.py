@@ -405,6 +405,26 @@ def _adapter_info(manifest: Any) -> dict[str, Any]:
     return info
 
 
+def quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker now, with its warnings off.
+
+    dbt gives every Manifest a multiprocessing lock (a named semaphore). Workers end by being
+    killed or by ``os._exit``, so the tracker, not the worker, cleans those semaphores up, and
+    would print a "leaked semaphore" warning for each batch of them on the caller's stderr.
+    """
+    from multiprocessing import resource_tracker
+
+    previous = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore"
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = previous
+
+
 def warm_up() -> None:
     """Import what every invocation needs (the expensive part of starting a worker)."""
     import dbt.cli.main
@@ -415,6 +435,7 @@ def main(argv: list[str]) -> None:
     """Entry point: ``SOCKET_FD CONFIG_JSON``."""
     # The parent decides when work stops; Ctrl-C in a terminal reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_resource_tracker()
     Worker(Connection(int(argv[0])), json.loads(argv[1])).serve()
 
 

@@ -27,8 +27,9 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped automatically
     channel = socket.socket(fileno=int(argv[0]))
     from dbt_exec_core import _speedups
-    from dbt_exec_core._worker import Worker, warm_up
+    from dbt_exec_core._worker import Worker, quiet_resource_tracker, warm_up
 
+    quiet_resource_tracker()
     warm_up()
     _speedups.install()
     channel.send(b"ready")
