@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import re
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,19 @@ from filelock import FileLock
 
 from dbt_exec_core._cli_args import lift_vars, validate_extra_cli_args
 from dbt_exec_core._errors import FreshnessError, ManifestResolutionError
+from dbt_exec_core._invocation import (
+    FULL_REFRESH_COMMANDS,
+    NO_SESSION_FLAGS,
+    QUIET,
+    RunArgs,
+    absolute,
+    display_args,
+    env_digest,
+    reusable,
+    session_key,
+    split_orphan_unit_tests,
+)
+from dbt_exec_core._jobs import Job, Lane
 from dbt_exec_core._manifests import (
     ResolvedManifest,
     manifest_dir,
@@ -36,18 +45,9 @@ from dbt_exec_core._manifests import (
 )
 from dbt_exec_core._project import ProjectPaths, canonical_vars, digest, fingerprint
 from dbt_exec_core._protocol import DEPS, FRESHNESS, PARSE, RUN, InvokeDone
-from dbt_exec_core._scheduler import Job, Lane, Scheduler
+from dbt_exec_core._scheduler import Scheduler
 
 logger = logging.getLogger("dbt_exec_core")
-
-_FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
-#: dbt threads of a streaming session when ``threads`` is not set (at least the profile's).
-_SESSION_THREADS = 8
-#: Extra arguments that keep requests out of streaming sessions.
-_NO_SESSION_FLAGS = frozenset({"--fail-fast", "-x"})
-_SECRET_KEY = re.compile(r"pass|secret|token|key|credential", re.IGNORECASE)
-#: Sent to dbt with every invocation: output is captured from events, not the console.
-_QUIET = ("--log-level", "none", "--no-use-colors")
 
 
 class DbtCoreExecutor:
@@ -55,10 +55,12 @@ class DbtCoreExecutor:
 
     Requests go to long-lived worker processes, each holding the parsed manifest and invoking
     ``dbtRunner(manifest=...)``, so a request pays neither interpreter start-up nor parsing.
-    Requests that arrive together are coalesced into one dbt invocation when their nodes are
-    independent, and each caller gets its own nodes' results: per-node semantics at per-wave
-    cost. All DuckDB work on one database file goes through one worker (DuckDB admits a single
-    writing process), guarded across processes by a lock file next to the database.
+    Single-node requests join one streaming ``dbt build`` session that takes each node into
+    dbt's own queue as it is requested; multi-node requests arriving together are coalesced into
+    one invocation when their nodes are independent. Either way each caller gets its own nodes'
+    results: per-node semantics at ``dbt build`` cost. All DuckDB work on one database file goes
+    through one worker (DuckDB admits a single writing process), guarded across processes by a
+    lock file next to the database.
 
     Safe to call from several threads at once. Pickles as configuration only: a copy in another
     process starts its own workers when first used.
@@ -121,9 +123,9 @@ class DbtCoreExecutor:
             raise ValueError(f"coalesce_ms must not be negative, got {coalesce_ms!r}")
         self._paths = ProjectPaths.from_settings(settings)
         self._threads = threads
-        self._state_path = _absolute(state_path)
+        self._state_path = absolute(state_path)
         self._defer = defer
-        self._defer_state_path = _absolute(defer_state_path)
+        self._defer_state_path = absolute(defer_state_path)
         self._favor_state = favor_state
         self._run_deps = run_deps
         self._target = target
@@ -196,7 +198,7 @@ class DbtCoreExecutor:
             with FileLock(str(directory / ".resolve.lock")):
                 current = fingerprint(self._paths, target=target, vars=merged)
                 record = read_record(directory)
-                if not _reusable(record, current, directory):
+                if not reusable(record, current, directory):
                     record = self._parse(directory, target, merged)
                 resolved = ResolvedManifest.from_record(directory, record)
             with self._lock:
@@ -212,7 +214,7 @@ class DbtCoreExecutor:
             str(self._paths.project_dir),
             "--profiles-dir",
             str(self._paths.profiles_dir),
-            *_QUIET,
+            *QUIET,
             "--log-level-file",
             "none",
         ]
@@ -303,17 +305,17 @@ class DbtCoreExecutor:
             target=resolved.target,
             vars_json=canonical_vars(resolved.vars),
             extra_args=extra,
-            env_digest=_env_digest(environ),
+            env_digest=env_digest(environ),
             duckdb_path=resolved.duckdb_path,
             profile_threads=resolved.profile_threads,
         )
-        parts = _split_orphan_unit_tests(request, selectors, resolved)
+        parts = split_orphan_unit_tests(request, selectors, resolved)
         scheduler = self._get_scheduler()
         futures = []
-        streaming = not any(a in _NO_SESSION_FLAGS for a in extra)
+        streaming = not any(a in NO_SESSION_FLAGS for a in extra)
         for command, part in parts:
             own = command == "test" and any(u.startswith("unit_test.") for u in part)
-            fr = request.full_refresh if command in _FULL_REFRESH_COMMANDS else None
+            fr = request.full_refresh if command in FULL_REFRESH_COMMANDS else None
             job = Job(
                 kind=RUN,
                 node_ids=tuple(part),
@@ -325,7 +327,7 @@ class DbtCoreExecutor:
                 environ=environ,
                 related=resolved.related(part),
                 own_command=own,
-                session=_session_key(lane, bool(fr))
+                session=session_key(lane, bool(fr))
                 if streaming and len(part) == 1 and not own
                 else None,
             )
@@ -335,7 +337,7 @@ class DbtCoreExecutor:
             results.update(result.results)
         args: list[str] = []
         for result in done:
-            args += [*(["&&"] if args else []), *_display_args(result.invocation_args)]
+            args += [*(["&&"] if args else []), *display_args(result.invocation_args)]
         return ExecutionResult(
             results={uid: results[uid] for uid in ids},
             started_at=min([started, *(r.started_at for r in done)]),
@@ -380,7 +382,7 @@ class DbtCoreExecutor:
             str(self._paths.project_dir),
             "--profiles-dir",
             str(self._paths.profiles_dir),
-            *_QUIET,
+            *QUIET,
             "--log-level-file",
             "none",
             "--select",
@@ -417,7 +419,7 @@ class DbtCoreExecutor:
                     max_workers=self._workers,
                     log_level=self._log_level,
                     window_seconds=self._coalesce_ms / 1000,
-                    run_args=_RunArgs(
+                    run_args=RunArgs(
                         paths=self._paths,
                         threads=self._threads,
                         state_path=self._state_path,
@@ -444,128 +446,3 @@ class DbtCoreExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True)
-class _RunArgs:
-    """Builds a run batch's dbt arguments (kept apart from the executor so the scheduler holds
-    no reference to it)."""
-
-    paths: ProjectPaths
-    threads: int | None
-    state_path: Path | None
-    defer: bool
-    defer_state_path: Path | None
-    favor_state: bool
-
-    def __call__(
-        self,
-        command: str,
-        selectors: tuple[str, ...],
-        lane: Lane,
-        full_refresh: bool,
-        jobs: int,
-        session: bool,
-    ) -> tuple[str, ...]:
-        args = [
-            command,
-            "--project-dir",
-            str(self.paths.project_dir),
-            "--profiles-dir",
-            str(self.paths.profiles_dir),
-            *_QUIET,
-            # Per-node runs need no JSON artifacts, and dbt's relation cache only for the
-            # schemas of the nodes being run (not one Relation per manifest node).
-            "--no-write-json",
-            "--cache-selected-only",
-        ]
-        if not _has_flag(lane.extra_args, "--log-level-file"):
-            args += ["--log-level-file", "none"]
-        if "DBT_SEND_ANONYMOUS_USAGE_STATS" not in os.environ:
-            args.append("--no-send-anonymous-usage-stats")
-        args += ["--select", *selectors, "--indirect-selection", "empty"]
-        if lane.target:
-            args += ["--target", lane.target]
-        if lane.vars_json != "{}":
-            args += ["--vars", lane.vars_json]
-        threads = self.threads
-        if threads is None and session:
-            # Callers decide how many nodes are in flight; the session must not be the limit.
-            threads = max(lane.profile_threads or 1, _SESSION_THREADS)
-        elif threads is None and jobs > 1:
-            threads = max(jobs, lane.profile_threads or 1)
-        if threads is not None:
-            args += ["--threads", str(threads)]
-        if full_refresh and command in _FULL_REFRESH_COMMANDS:
-            args.append("--full-refresh")
-        if self.state_path is not None:
-            args += ["--state", str(self.state_path)]
-        if self.defer:
-            args.append("--defer")
-        if self.defer_state_path is not None:
-            args += ["--defer-state", str(self.defer_state_path)]
-        if self.favor_state:
-            args.append("--favor-state")
-        return (*args, *lane.extra_args)
-
-
-def _session_key(lane: Lane, full_refresh: bool) -> str:
-    """Single-node requests with equal keys may share one streaming ``dbt build``."""
-    return hashlib.sha256(repr((lane, full_refresh)).encode()).hexdigest()[:16]
-
-
-def _split_orphan_unit_tests(
-    request: ExecutionRequest, selectors: Mapping[str, str], resolved: ResolvedManifest
-) -> list[tuple[str, dict[str, str]]]:
-    """The request's (command, selectors) parts: ``dbt build`` runs a unit test only together
-    with the model it tests, so unit tests whose model is not in a build request run as
-    ``dbt test`` beside it."""
-    command = request.command.value
-    if command != "build":
-        return [(command, dict(selectors))]
-    graph = resolved.graph
-    orphans = {
-        uid: sel
-        for uid, sel in selectors.items()
-        if uid.startswith("unit_test.")
-        and not set(graph.parent_map.get(uid, ())) & selectors.keys()
-    }
-    rest = {uid: sel for uid, sel in selectors.items() if uid not in orphans}
-    return [(c, part) for c, part in (("build", rest), ("test", orphans)) if part]
-
-
-def _absolute(path: str | Path | None) -> Path | None:
-    return Path(path).expanduser().resolve() if path is not None else None
-
-
-def _reusable(
-    record: Mapping[str, Any] | None, current: Mapping[str, Any], directory: Path
-) -> bool:
-    return (
-        record is not None
-        and record.get("fingerprint") == current
-        and (directory / "manifest.json").is_file()
-        and (directory / "manifest.pickle").is_file()
-    )
-
-
-def _env_digest(environ: Mapping[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(environ.items())).encode()).hexdigest()
-
-
-def _has_flag(args: Sequence[str], flag: str) -> bool:
-    return any(a == flag or a.startswith(flag + "=") for a in args)
-
-
-def _display_args(args: Sequence[str]) -> tuple[str, ...]:
-    """Arguments for display: values of secret-looking vars are masked."""
-    out = list(args)
-    for i, arg in enumerate(out[:-1]):
-        if arg == "--vars":
-            try:
-                values = json.loads(out[i + 1])
-            except ValueError:
-                continue
-            masked = {k: "***" if _SECRET_KEY.search(str(k)) else v for k, v in values.items()}
-            out[i + 1] = json.dumps(masked, sort_keys=True)
-    return tuple(out)

@@ -1,0 +1,105 @@
+"""What the scheduler tracks per request: the coalescing lane and the job."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dbt_graph import ErrorInfo, NodeResult, NodeStatus
+
+from dbt_exec_core._protocol import ManifestRef
+
+NOT_REPORTED = "dbt did not report a result for this node"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lane:
+    """What requests must share to be coalesced into one dbt invocation."""
+
+    manifest: ManifestRef
+    target: str | None
+    vars_json: str
+    extra_args: tuple[str, ...]
+    env_digest: str
+    duckdb_path: str | None
+    profile_threads: int | None
+
+
+@dataclass(eq=False, kw_only=True)
+class Job:
+    """One caller's request, as the scheduler tracks it.
+
+    Attributes:
+        kind: ``run``, ``deps``, ``parse`` or ``freshness``.
+        lane: For ``run`` jobs, the coalescing lane.
+        command: For ``run`` jobs, the dbt command.
+        node_ids: The requested nodes, in order.
+        selectors: ``--select`` value per requested node dbt can address.
+        full_refresh: ``True``/``False``, or ``None`` when the command ignores it.
+        timeout: Seconds from dispatch, or ``None``.
+        environ: The caller's environment.
+        args: For jobs other than ``run``: the complete dbt arguments.
+        manifest: For jobs other than ``run``: the manifest to invoke with, if any.
+        duckdb_path: The DuckDB file the job touches, if any.
+        pickle_to / digest: For ``parse`` jobs.
+        related: Every ancestor and descendant of the requested nodes, to check independence.
+        own_command: The job must run with its own command (``dbt build`` runs a unit test only
+            with its model, so a ``test`` request for a unit test is never merged into a
+            ``build``).
+        session: For single-node requests that may share a streaming session, its key
+            (requests with the same key join one running ``dbt build``; see
+            :mod:`dbt_exec_core._session`).
+    """
+
+    kind: str
+    node_ids: tuple[str, ...] = ()
+    lane: Lane | None = None
+    command: str | None = None
+    selectors: Mapping[str, str] = field(default_factory=dict)
+    full_refresh: bool | None = None
+    timeout: float | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    args: tuple[str, ...] = ()
+    manifest: ManifestRef | None = None
+    duckdb_path: str | None = None
+    pickle_to: str | None = None
+    digest: str | None = None
+    related: frozenset[str] = frozenset()
+    own_command: bool = False
+    session: str | None = None
+    future: Future[Any] = field(default_factory=Future)
+    # state, guarded by the scheduler's lock
+    results: dict[str, NodeResult] = field(default_factory=dict)
+    remaining: set[str] = field(default_factory=set)
+    started_at: datetime | None = None
+    submitted: float = 0.0
+    deadline: float | None = None
+    invocation_args: tuple[str, ...] = ()
+
+
+def timeout_error(timeout: float) -> ErrorInfo:
+    """The error of a request stopped by its timeout."""
+    return ErrorInfo(
+        type="TimeoutError",
+        message=f"Timed out after {timeout:g}s: dbt was stopped before this node finished (its "
+        "worker process was killed and its open database queries cancelled).",
+    )
+
+
+def missing_result(unique_id: str, error: ErrorInfo | None) -> NodeResult:
+    """The ``error`` result of a requested node dbt never reported (never a success)."""
+    if error is not None and error.type == "TimeoutError":
+        message = error.message
+    elif error is not None:
+        message = f"{NOT_REPORTED}: {error.message}"
+    else:
+        message = NOT_REPORTED
+    return NodeResult(
+        unique_id=unique_id,
+        status=NodeStatus.ERROR,
+        message=message,
+        error=ErrorInfo(type=error.type if error else "NotReported", message=message),
+    )
