@@ -327,6 +327,7 @@ class DbtCoreExecutor:
                 environ=environ,
                 related=resolved.related(part),
                 own_command=own,
+                also_joins=(session_key(lane, True),) if fr is None else (),
                 session=session_key(lane, bool(fr))
                 if streaming and len(part) == 1 and not own
                 else None,

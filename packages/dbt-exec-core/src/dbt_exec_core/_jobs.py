@@ -52,6 +52,8 @@ class Job:
         session: For single-node requests that may share a streaming session, its key
             (requests with the same key join one running ``dbt build``; see
             :mod:`dbt_exec_core._session`).
+        also_joins: Other session keys the job may join (a test or snapshot, which
+            ``--full-refresh`` does not affect, joins a full-refresh session too).
     """
 
     kind: str
@@ -70,6 +72,7 @@ class Job:
     related: frozenset[str] = frozenset()
     own_command: bool = False
     session: str | None = None
+    also_joins: tuple[str, ...] = ()
     future: Future[Any] = field(default_factory=Future)
     # state, guarded by the scheduler's lock
     results: dict[str, NodeResult] = field(default_factory=dict)

@@ -148,6 +148,7 @@ class WorkerHandle:
         self.work_dir = tempfile.mkdtemp(prefix=f"dbt-exec-core-w{index}-")
         self.batches: dict[int, Any] = {}
         self.session: str | None = None
+        self.session_full_refresh = False
         self.keys: set[str] = set()
         self.dying = False
         self.exit_detail = ""

@@ -160,7 +160,7 @@ class Scheduler:
             if job.session is not None:
                 worker = self._session_for(job, draining)
                 if worker is not None:
-                    self._start(worker, [job], now)
+                    self._start(worker, [job], now, session=worker.session)
                     continue
             worker = self._worker_for(job)
             if worker is None:
@@ -182,7 +182,9 @@ class Scheduler:
     def _session_for(self, job: Job, draining: set[WorkerHandle]) -> WorkerHandle | None:
         """A worker whose running session ``job`` can join now, if any."""
         for worker in self._workers:
-            if worker.dying or worker in draining or worker.session != job.session:
+            if worker.dying or worker in draining or worker.session is None:
+                continue
+            if worker.session != job.session and worker.session not in job.also_joins:
                 continue
             in_flight: set[str] = set()
             related: set[str] = set()
@@ -241,7 +243,8 @@ class Scheduler:
 
     def _worker_for(self, job: Job) -> WorkerHandle | None:
         """An idle worker for ``job`` (the DuckDB file's own worker when it has one)."""
-        if job.session is not None and any(w.session == job.session for w in self._workers):
+        keys = (job.session, *job.also_joins)
+        if job.session is not None and any(w.session in keys for w in self._workers):
             # One session per lane: relation caches of two live sessions would drift apart.
             return None
         path = job.lane.duckdb_path if job.lane is not None else job.duckdb_path
@@ -278,23 +281,29 @@ class Scheduler:
         self._workers.append(worker)
         return worker
 
-    def _start(self, worker: WorkerHandle, jobs: list[Job], now: float) -> None:
+    def _start(
+        self, worker: WorkerHandle, jobs: list[Job], now: float, session: str | None = None
+    ) -> None:
+        """Send ``jobs`` to ``worker`` as one invocation (or into its session, ``session``)."""
         batch_id = next(self._batch_ids)
         first = jobs[0]
+        session = session or first.session
         if first.kind == RUN:
             assert first.lane is not None
             commands = {j.command for j in jobs}
             command = commands.pop() if len(commands) == 1 else "build"
-            if first.session is not None:
+            if session is not None:
                 command = "build"
             selectors = tuple(
                 dict.fromkeys(
                     j.selectors[uid] for j in jobs for uid in j.node_ids if uid in j.remaining
                 )
             )
-            full_refresh = any(j.full_refresh for j in jobs)
+            full_refresh = any(j.full_refresh for j in jobs) or (
+                session is not None and session == worker.session and worker.session_full_refresh
+            )
             args = self._run_args(
-                command, selectors, first.lane, full_refresh, len(jobs), first.session is not None
+                command, selectors, first.lane, full_refresh, len(jobs), session is not None
             )
             requested = frozenset(uid for j in jobs for uid in j.remaining)
             manifest = first.lane.manifest
@@ -312,7 +321,7 @@ class Scheduler:
             duckdb_lock=f"{path}.dbt-exec-core.lock" if path else None,
             pickle_to=first.pickle_to,
             digest=first.digest,
-            session=first.session,
+            session=session,
         )
         batch = _Batch(
             batch_id,
@@ -329,8 +338,9 @@ class Scheduler:
             job.deadline = now + job.timeout if job.timeout is not None else None
             job.invocation_args = args
         worker.batches[batch_id] = batch
-        if first.session is not None:
-            worker.session = first.session
+        if session is not None and worker.session is None:
+            worker.session = session
+            worker.session_full_refresh = full_refresh
         logger.debug(
             "invocation %d on worker %d: %s, %d request(s), %d node(s)%s",
             batch_id,
@@ -338,7 +348,7 @@ class Scheduler:
             first.kind if first.kind != RUN else args[0],
             len(jobs),
             len(requested),
-            " (session)" if first.session else "",
+            " (session)" if session else "",
         )
         if manifest is not None:
             worker.keys.add(manifest.key)
