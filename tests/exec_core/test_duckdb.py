@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import pickle
 import time
@@ -309,3 +310,61 @@ def test_a_pickled_copy_runs_in_another_process_beside_this_one(duckdb_executor,
             assert run_one(duckdb_executor, mine).success
             runs += 1
         assert future.result(timeout=300) == "success"
+
+
+def _sessions_opened(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("(new session)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_scope_keeps_one_session_across_a_chain_of_requests(
+    duckdb_executor, duckdb_manifest, duckdb_project, caplog
+):
+    _build(duckdb_executor, duckdb_manifest, *SEEDS)
+    names = ("stg_customers", "stg_orders", "stg_payments", "orders")
+    chain = [by_name(duckdb_manifest, n) for n in names]
+    caplog.set_level(logging.DEBUG, logger="dbt_exec_core")
+
+    # Each request is sent only when the previous one was answered, as a per-node run does.
+    for node in chain:
+        assert run_one(duckdb_executor, node).success
+    assert _sessions_opened(caplog) == len(chain)  # without a scope, each pays a dbt start-up
+
+    caplog.clear()
+    with duckdb_executor.run_scope():
+        for node in chain:
+            assert run_one(duckdb_executor, node).success
+        # Answered, but the session lingers and still holds the database file.
+        with pytest.raises(duckdb.Error):
+            duckdb.connect(str(duckdb_project / "shop.duckdb")).close()
+    assert _sessions_opened(caplog) == 1
+    # Leaving the scope ended the session and closed the file.
+    assert _query(duckdb_project, "select count(*) from main.orders") == [(7,)]
+
+
+def test_other_work_inside_a_run_scope_ends_the_lingering_session(
+    duckdb_executor, duckdb_manifest, duckdb_project
+):
+    _build(duckdb_executor, duckdb_manifest, *SEEDS)
+    with duckdb_executor.run_scope(linger_seconds=60):
+        assert run_one(duckdb_executor, by_name(duckdb_manifest, "stg_customers")).success
+        # A multi-node request needs the DuckDB worker for an invocation of its own.
+        _build(duckdb_executor, duckdb_manifest, "stg_orders", "stg_payments")
+        report = duckdb_executor.source_freshness(["source.shop.shop_app.orders"])
+        assert report["source.shop.shop_app.orders"].status is FreshnessStatus.PASS
+        assert run_one(duckdb_executor, by_name(duckdb_manifest, "orders")).success
+    assert _query(duckdb_project, "select count(*) from main.orders") == [(7,)]
+
+
+def test_a_lingering_session_ends_by_itself(duckdb_executor, duckdb_manifest, duckdb_project):
+    _build(duckdb_executor, duckdb_manifest, *SEEDS)
+    with duckdb_executor.run_scope(linger_seconds=0.5):
+        assert run_one(duckdb_executor, by_name(duckdb_manifest, "stg_customers")).success
+        deadline = time.monotonic() + 30
+        while True:  # the file frees up once the linger has passed, scope or not
+            try:
+                assert _query(duckdb_project, "select 1") == [(1,)]
+                break
+            except duckdb.Error:
+                assert time.monotonic() < deadline, "the session never ended"
+                time.sleep(0.2)
+        assert run_one(duckdb_executor, by_name(duckdb_manifest, "stg_orders")).success

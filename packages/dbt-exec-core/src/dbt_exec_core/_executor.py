@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ class DbtCoreExecutor:
 
     # -- pickling: configuration only ----------------------------------------------------------
 
-    _RUNTIME = ("_lock", "_scheduler", "_resolved", "_key_locks", "_finalizer")
+    _RUNTIME = ("_lock", "_scheduler", "_resolved", "_key_locks", "_finalizer", "_scopes")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
@@ -146,6 +147,7 @@ class DbtCoreExecutor:
         self._finalizer: weakref.finalize | None = None
         self._resolved: dict[Path, ResolvedManifest] = {}
         self._key_locks: dict[Path, threading.Lock] = {}
+        self._scopes = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in self._RUNTIME}
@@ -431,6 +433,38 @@ class DbtCoreExecutor:
                 )
                 self._finalizer = weakref.finalize(self, self._scheduler.close)
             return self._scheduler
+
+    @contextlib.contextmanager
+    def run_scope(self, linger_seconds: float = 10.0) -> Iterator[None]:
+        """Keep streaming sessions open between the requests of one run.
+
+        A per-node run submits a node when its parents' results arrive, so a session would
+        often run dry just before the next request comes and pay dbt's start-up and teardown
+        again. Inside the scope a dry session answers at once and waits up to
+        ``linger_seconds`` for the next request. On leaving the (outermost) scope every
+        lingering session is ended, and DuckDB files are closed, before this returns.
+
+        Example:
+            >>> with executor.run_scope():  # doctest: +SKIP
+            ...     for request in requests:
+            ...         executor.execute(request)
+        """
+        if linger_seconds < 0:
+            raise ValueError(f"linger_seconds must not be negative, got {linger_seconds!r}")
+        scheduler = self._get_scheduler()
+        with self._lock:
+            self._scopes += 1
+            scheduler.linger = max(scheduler.linger, linger_seconds)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._scopes -= 1
+                last = self._scopes == 0
+                if last:
+                    scheduler.linger = 0.0
+            if last:
+                scheduler.end_sessions()
 
     def close(self) -> None:
         """Stop the worker processes. The executor may be used again (workers restart)."""

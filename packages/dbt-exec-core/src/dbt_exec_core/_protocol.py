@@ -1,11 +1,13 @@
 """Messages between the executor and its worker processes (pickled over a pipe).
 
 Parent to worker: :class:`Invoke` (run one dbt invocation), :class:`Cancel` (stop the current
-invocation's database work now; the parent kills the process right after), :class:`Stop`.
+invocation's database work now; the parent kills the process right after), :class:`EndSession`
+(end a lingering streaming session now), :class:`Stop`.
 
 Worker to parent: :class:`Ready` once dbt is imported, :class:`NodeDone` as each requested node
 finishes (so callers can be answered before the whole invocation ends), :class:`InvokeDone` at
-the end with dbt's final results, :class:`Cancelled` after a :class:`Cancel`.
+the end with dbt's final results, :class:`Cancelled` after a :class:`Cancel`,
+:class:`SessionEnded` after an :class:`EndSession`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class Invoke:
         session: For single-node ``run`` requests that may share a streaming session
             (:mod:`dbt_exec_core._session`): the session's key. Requests with the same key join
             the session running in the worker.
+        linger: For session requests: how long the session stays open once it runs dry,
+            waiting for the next request (``0``: it ends at once). A lingering session answers
+            every finished request immediately, also on DuckDB, whose file it keeps open until
+            it ends.
     """
 
     batch_id: int
@@ -68,6 +74,22 @@ class Invoke:
     pickle_to: str | None = None
     digest: str | None = None
     session: str | None = None
+    linger: float = 0.0
+
+
+@dataclass(frozen=True)
+class EndSession:
+    """End the worker's streaming session (closing its DuckDB file), then reply
+    :class:`SessionEnded`."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    """The worker has no streaming session open any more."""
+
+    token: int
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,12 @@ from dbt_exec_core._protocol import (
     RUN,
     Cancel,
     Cancelled,
+    EndSession,
     Invoke,
     InvokeDone,
     NodeDone,
     Ready,
+    SessionEnded,
 )
 
 logger = logging.getLogger("dbt_exec_core")
@@ -102,6 +104,10 @@ class Scheduler:
         self._batch_ids = itertools.count(1)
         self._worker_ids = itertools.count()
         self._closed = False
+        #: Seconds a session lingers once dry (set by the executor's ``run_scope``).
+        self.linger = 0.0
+        self._tokens = itertools.count(1)
+        self._ending: dict[int, tuple[WorkerHandle, threading.Event]] = {}
         self._thread = threading.Thread(
             target=self._loop, name="dbt-exec-core-dispatch", daemon=True
         )
@@ -120,6 +126,28 @@ class Scheduler:
             self._pending.append(job)
             self._cond.notify_all()
         return job.future
+
+    def end_sessions(self, timeout: float = 60.0) -> None:
+        """End every lingering session and wait until it has (its DuckDB file closed).
+
+        Workers still running requests are left alone: their sessions end when they run dry.
+        """
+        waiting: list[threading.Event] = []
+        with self._cond:
+            for worker in self._workers:
+                if worker.dying or worker.batches or worker.session is None:
+                    continue
+                worker.session = None
+                token, event = next(self._tokens), threading.Event()
+                try:
+                    worker.send(EndSession(token=token))
+                except OSError:
+                    continue
+                self._ending[token] = (worker, event)
+                waiting.append(event)
+        deadline = time.monotonic() + timeout
+        for event in waiting:
+            event.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         """Stop the workers and the dispatcher; pending jobs fail with :class:`WorkerError`."""
@@ -322,6 +350,7 @@ class Scheduler:
             pickle_to=first.pickle_to,
             digest=first.digest,
             session=session,
+            linger=self.linger if session is not None else 0.0,
         )
         batch = _Batch(
             batch_id,
@@ -337,10 +366,12 @@ class Scheduler:
             job.started_at = job.started_at or datetime.now(UTC)
             job.deadline = now + job.timeout if job.timeout is not None else None
             job.invocation_args = args
-        worker.batches[batch_id] = batch
-        if session is not None and worker.session is None:
+        # An idle worker ends whatever session lingers in it, unless this request joins it.
+        opens = session is not None and session != worker.session
+        if not worker.batches and session != worker.session:
             worker.session = session
             worker.session_full_refresh = full_refresh
+        worker.batches[batch_id] = batch
         logger.debug(
             "invocation %d on worker %d: %s, %d request(s), %d node(s)%s",
             batch_id,
@@ -348,7 +379,7 @@ class Scheduler:
             first.kind if first.kind != RUN else args[0],
             len(jobs),
             len(requested),
-            " (session)" if session else "",
+            (" (new session)" if opens else " (session)") if session else "",
         )
         if manifest is not None:
             worker.keys.add(manifest.key)
@@ -367,6 +398,10 @@ class Scheduler:
         with self._cond:
             if isinstance(message, Ready):
                 return
+            if isinstance(message, SessionEnded):
+                _, event = self._ending.pop(message.token, (None, threading.Event()))
+                event.set()
+                return
             batch = worker.batches.get(getattr(message, "batch_id", -1))
             if batch is None:
                 return
@@ -378,8 +413,8 @@ class Scheduler:
                 )
                 self._invoke_done(batch, message)
                 del worker.batches[batch.id]
-                if not worker.batches:
-                    worker.session = None
+                if not worker.batches and self.linger <= 0:
+                    worker.session = None  # a lingering session stays joinable
                 self._cond.notify_all()
             elif isinstance(message, Cancelled):
                 batch.cancelled.set()
@@ -418,6 +453,10 @@ class Scheduler:
             for path, pinned in list(self._pins.items()):
                 if pinned is worker:
                     del self._pins[path]
+            for token, (ending, event) in list(self._ending.items()):
+                if ending is worker:
+                    del self._ending[token]
+                    event.set()
             batches = list(worker.batches.values())
             worker.batches.clear()
             worker.session = None

@@ -10,6 +10,10 @@ the parent guarantees both). Every node still goes through dbt's own runner
 (``task.handle_job_queue`` → ``call_runner``), so statuses, hooks, materializations and events are
 dbt's. Each request is answered as its node finishes. When nothing is queued or running, the
 loop returns and dbt finishes the invocation normally (``on-run-end`` hooks run once per session).
+With a ``linger`` (the executor's :meth:`~dbt_exec_core.DbtCoreExecutor.run_scope`), a session
+that runs dry answers what finished and waits that long for the next request before it ends, so a
+chain of dependent requests (each submitted when its parent's answer arrives) stays in one
+invocation instead of paying dbt's start-up and teardown per link.
 
 What differs from one invocation per request, on purpose:
 
@@ -62,6 +66,7 @@ class Session:
         self._invoke = invoke
         self._duckdb_lock = first.duckdb_lock
         self._first = first
+        self._linger = first.linger
         self._cond = threading.Condition()
         self._pending: deque[Invoke] = deque()
         self._outstanding: dict[int, set[str]] = {}
@@ -192,8 +197,17 @@ class Session:
                 if self._pending:
                     continue
                 if not self._outstanding:
-                    self._closing = True
-                    return
+                    if self._linger <= 0 or self._closing:
+                        self._closing = True
+                        return
+                    # Lingering: answer now, then wait a while for the next request.
+                    if self._completed:
+                        self._flush(error=None)
+                    self._cond.wait_for(lambda: self._pending or self._closing, self._linger)
+                    if not self._pending:
+                        self._closing = True
+                        return
+                    continue
                 if self._completed:
                     self._flush(error=None)
                 self._cond.wait()

@@ -38,10 +38,12 @@ from dbt_exec_core._protocol import (
     RUN,
     Cancel,
     Cancelled,
+    EndSession,
     Invoke,
     InvokeDone,
     NodeDone,
     Ready,
+    SessionEnded,
     Stop,
 )
 from dbt_exec_core._session import Session
@@ -108,7 +110,7 @@ class Worker:
     def __init__(self, conn: Connection, config: Mapping[str, Any]) -> None:
         self._conn = conn
         self._send_lock = threading.Lock()
-        self._inbox: queue.Queue[Invoke | None] = queue.Queue()
+        self._inbox: queue.Queue[Invoke | EndSession | None] = queue.Queue()
         self._min_rank = _convert.level_rank(str(config.get("log_level", "info")))
         self._log_level = str(config.get("log_level", "info"))
         self._work_dir = str(config["work_dir"])
@@ -128,6 +130,10 @@ class Worker:
             if invoke is None:
                 self._end_session()
                 return
+            if isinstance(invoke, EndSession):
+                self._end_session()
+                self._send(SessionEnded(token=invoke.token))
+                continue
             if self._session is not None:
                 if invoke.session and self._session.try_add(invoke):
                     continue
@@ -181,7 +187,7 @@ class Worker:
                 message = self._conn.recv()
             except (EOFError, OSError):
                 os._exit(0)  # the parent is gone: nobody will read our results
-            if isinstance(message, Invoke):
+            if isinstance(message, (Invoke, EndSession)):
                 self._inbox.put(message)
             elif isinstance(message, Cancel):
                 self._cancel(message.batch_id)

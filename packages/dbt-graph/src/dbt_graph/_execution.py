@@ -254,6 +254,11 @@ class Executor(Protocol):
     Implementations: ``dbt_exec_core.DbtCoreExecutor``, ``dbt_exec_cloud.DbtCloudExecutor`` and
     :class:`dbt_graph.testing.FakeExecutor`. Executors must be safe to call from several threads
     at once and must pickle (without live connections) so task runners can ship them.
+
+    Optional: ``run_scope()``, a context manager the orchestrator enters around the requests
+    of one per-node run (when the executor has it), so an executor can keep per-run resources
+    warm between requests and release them on exit (``DbtCoreExecutor`` keeps its streaming
+    dbt sessions open).
     """
 
     def resolve_manifest(

@@ -7,7 +7,7 @@ import logging
 import os
 import queue
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._results import (
@@ -90,7 +91,8 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     roots: dict[str, frozenset[str]] = {}
     log_level = logging.getLevelName(orch.settings.log_level.upper())
     log_level = log_level if isinstance(log_level, int) else logging.INFO
-    with _quiet_outside_flows(), _shared_api(), runner:
+    scope = getattr(orch.executor, "run_scope", None)
+    with _quiet_outside_flows(), _shared_api(), scope() if scope else nullcontext(), runner:
         for phase in plan.phases:
             _run_phase(orch, ctx, runner, phase, results, roots, log_level)
     return results
@@ -176,10 +178,11 @@ def _run_phase(
         node_task = _task_for(orch, ctx, node)
         future = runner.submit(
             node_task,
+            # quote(): Prefect would otherwise walk every field of these looking for futures.
             parameters={
-                "executor": orch.executor,
-                "request": request,
-                "cached": cached,
+                "executor": quote(orch.executor),
+                "request": quote(request),
+                "cached": quote(cached),
                 "concurrency_limit": orch.concurrency
                 if isinstance(orch.concurrency, str)
                 else None,
