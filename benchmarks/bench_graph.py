@@ -70,9 +70,23 @@ def measure(run: Callable[[], object], repeat: int) -> tuple[Timing, object]:
 
 def dbt_ls(project: Path, expression: str) -> frozenset[str]:
     out = subprocess.run(
-        [str(_DBT), "ls", "--select", expression, "--resource-type", "all", "--output", "json",
-         "--output-keys", "unique_id", "--quiet", "--project-dir", str(project),
-         "--profiles-dir", str(project)],
+        [
+            str(_DBT),
+            "ls",
+            "--select",
+            expression,
+            "--resource-type",
+            "all",
+            "--output",
+            "json",
+            "--output-keys",
+            "unique_id",
+            "--quiet",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+        ],
         cwd=project,
         env={**os.environ, "BENCH_DUCKDB_PATH": str(project / "bench.duckdb")},
         capture_output=True,
@@ -94,8 +108,15 @@ def main() -> None:
     if not manifest_path.exists():
         generate(project, models=args.models, seeds=10, sources=10, layers=8)
         subprocess.run(
-            [str(_DBT), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir",
-             str(project)],
+            [
+                str(_DBT),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(project),
+                "--profiles-dir",
+                str(project),
+            ],
             cwd=project,
             env={**os.environ, "BENCH_DUCKDB_PATH": str(project / "bench.duckdb")},
             check=True,
@@ -132,8 +153,10 @@ def main() -> None:
         total = Timing(load.wall + chosen.wall + plan.wall, load.cpu + chosen.cpu + plan.cpu)
         print(f"  load + select + plan:      {total}")
         print(f"  dbt ls:                    {ls}")
-        print(f"  dbt ls / select:           {ls.wall / max(chosen.wall, 1e-6):.0f}x wall, "
-              f"{ls.cpu / max(chosen.cpu, 1e-6):.0f}x CPU")
+        print(
+            f"  dbt ls / select:           {ls.wall / max(chosen.wall, 1e-6):.0f}x wall, "
+            f"{ls.cpu / max(chosen.cpu, 1e-6):.0f}x CPU"
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,15 @@ def test_readme_command_builds_the_example_with_a_local_prefect_server(
     example: Path, tmp_path: Path
 ) -> None:
     # No API URL and an empty Prefect home: what a fresh machine has.
-    proc = cli("build", "--project-dir", str(example), "--mode", "per-node",
-               cwd=tmp_path, home=tmp_path / "prefect-home")
+    proc = cli(
+        "build",
+        "--project-dir",
+        str(example),
+        "--mode",
+        "per-node",
+        cwd=tmp_path,
+        home=tmp_path / "prefect-home",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "starting a local Prefect server" in out
@@ -84,8 +91,17 @@ def run_main(*args: str, monkeypatch: pytest.MonkeyPatch) -> int:
 
 def test_plan_prints_the_build_plan(parsed_example: Path, monkeypatch, capsys) -> None:
     code = run_main(
-        "plan", "--project-dir", str(parsed_example), "-s", "+customers", "--exclude",
-        "fct_payments", "--test-strategy", "deferred", "--vars", "{note: plan}",
+        "plan",
+        "--project-dir",
+        str(parsed_example),
+        "-s",
+        "+customers",
+        "--exclude",
+        "fct_payments",
+        "--test-strategy",
+        "deferred",
+        "--vars",
+        "{note: plan}",
         monkeypatch=monkeypatch,
     )
     out = capsys.readouterr().out
@@ -112,13 +128,14 @@ def test_unusable_invocations_exit_2_with_a_message(
     assert message in capsys.readouterr().err
 
 
-def test_a_failing_build_exits_1_with_a_summary_and_lineage(
-    example: Path, prefect_server
-) -> None:
+def test_a_failing_build_exits_1_with_a_summary_and_lineage(example: Path, prefect_server) -> None:
     from prefect.settings import PREFECT_API_URL
 
-    edit(example / "models/marts/orders.sql", "from {{ ref('stg_orders') }} as o",
-         "from {{ ref('stg_orders') }} as o join no_such_table as x using (order_id)")
+    edit(
+        example / "models/marts/orders.sql",
+        "from {{ ref('stg_orders') }} as o",
+        "from {{ ref('stg_orders') }} as o join no_such_table as x using (order_id)",
+    )
     proc = cli("build", "--project-dir", str(example), cwd=example, api_url=PREFECT_API_URL.value())
     assert proc.returncode == 1, proc.stdout + proc.stderr
     out = proc.stdout
@@ -157,9 +174,7 @@ def _materializations(flow_run_id: str, expected: int) -> dict[str, set[str]]:
 def chain_manifest():
     from dbt_graph.testing import ManifestBuilder
 
-    return (
-        ManifestBuilder().seed("raw").model("stg", depends_on=["raw"]).model("other").build()
-    )
+    return ManifestBuilder().seed("raw").model("stg", depends_on=["raw"]).model("other").build()
 
 
 def test_progress_lines_count_each_node_once_across_retries(chain_manifest) -> None:

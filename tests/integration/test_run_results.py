@@ -23,10 +23,21 @@ def ls_result(project: Path, statuses: list[str], state: Path) -> set[str]:
     Without indirect selection, so a failed model does not bring its tests along.
     """
     out = dbt_cli(
-        "ls", "--select", *(f"result:{s}" for s in statuses), "--state", str(state),
-        "--resource-type", "all",
-        "--indirect-selection", "empty", "--output", "json", "--output-keys", "unique_id",
-        "--quiet", project=project,
+        "ls",
+        "--select",
+        *(f"result:{s}" for s in statuses),
+        "--state",
+        str(state),
+        "--resource-type",
+        "all",
+        "--indirect-selection",
+        "empty",
+        "--output",
+        "json",
+        "--output-keys",
+        "unique_id",
+        "--quiet",
+        project=project,
     )
     return {json.loads(line)["unique_id"] for line in out.splitlines() if line.startswith("{")}
 
@@ -79,8 +90,11 @@ def test_run_results_is_dbts_schema_and_feeds_result_selectors_and_retry(
     assert ls_result(broken_shop, ["error", "fail"], state) == {BROKEN_MODEL, FAILING_TEST}
 
     # Fix the model; `dbt retry` reruns exactly what failed or was skipped.
-    edit(broken_shop / "models/marts/order_events.sql", "select * from a_table_that_does_not_exist",
-         "select order_id, status, ordered_at from {{ ref('stg_orders') }}")
+    edit(
+        broken_shop / "models/marts/order_events.sql",
+        "select * from a_table_that_does_not_exist",
+        "select order_id, status, ordered_at from {{ ref('stg_orders') }}",
+    )
     dbt_cli("retry", project=broken_shop)
     retried = json.loads(path.read_text())
     assert {r["unique_id"]: r["status"] for r in retried["results"]} == {

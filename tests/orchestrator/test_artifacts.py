@@ -200,9 +200,11 @@ def test_cached_nodes_say_they_came_from_cache(chain_manifest, dbt_run_results_s
             "status": "cached",
             "dbt_status": "success",
             "message": "OK",
-            "timing": {"started_at": "2024-01-01T00:00:00+00:00",
-                       "completed_at": "2024-01-01T00:00:00.001000+00:00",
-                       "duration_seconds": 0.001},
+            "timing": {
+                "started_at": "2024-01-01T00:00:00+00:00",
+                "completed_at": "2024-01-01T00:00:00.001000+00:00",
+                "duration_seconds": 0.001,
+            },
         }
     }
     document = run_results(results, chain_manifest, invocation_id="x")

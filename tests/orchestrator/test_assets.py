@@ -97,8 +97,11 @@ def lineage_manifest(tmp_path: Path) -> Manifest:
             config={"meta": {"owner": "finance@example.com"}},
             extra={"description": "One row per order."},
         )
-        .test("relationships_orders_stg", depends_on=["orders", "stg_orders"],
-              test_name="relationships")
+        .test(
+            "relationships_orders_stg",
+            depends_on=["orders", "stg_orders"],
+            test_name="relationships",
+        )
         .snapshot("orders_snapshot", depends_on=["orders"])
         .build_file(tmp_path / "target")
     )

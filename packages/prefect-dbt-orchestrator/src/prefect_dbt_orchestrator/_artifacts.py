@@ -117,8 +117,14 @@ def summary_markdown(
         lines += ["", f"### {title} ({len(listed)})", ""]
         for uid in listed[:MAX_LISTED]:
             seconds = (results[uid].get("timing") or {}).get("duration_seconds")
-            lines.append(f"- {label(uid)}" + (f" in {seconds:.2f}s" if status == "success"
-                                                and isinstance(seconds, int | float) else ""))
+            lines.append(
+                f"- {label(uid)}"
+                + (
+                    f" in {seconds:.2f}s"
+                    if status == "success" and isinstance(seconds, int | float)
+                    else ""
+                )
+            )
         if len(listed) > MAX_LISTED:
             lines.append(f"- … and {len(listed) - MAX_LISTED} more")
     return "\n".join(lines) + "\n"

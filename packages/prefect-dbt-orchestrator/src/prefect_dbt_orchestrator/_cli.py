@@ -75,34 +75,71 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _add_flags(sub: argparse.ArgumentParser) -> None:
     dbt = sub.add_argument_group("dbt flags")
-    dbt.add_argument("-s", "--select", nargs="+", action="extend", metavar="SELECTOR",
-                     help="dbt selection (several values are a union, as in dbt)")
-    dbt.add_argument("--exclude", nargs="+", action="extend", metavar="SELECTOR",
-                     help="dbt exclusion")
+    dbt.add_argument(
+        "-s",
+        "--select",
+        nargs="+",
+        action="extend",
+        metavar="SELECTOR",
+        help="dbt selection (several values are a union, as in dbt)",
+    )
+    dbt.add_argument(
+        "--exclude", nargs="+", action="extend", metavar="SELECTOR", help="dbt exclusion"
+    )
     dbt.add_argument("--selector", metavar="NAME", help="a YAML selector's name")
-    dbt.add_argument("-t", "--target", metavar="NAME",
-                     help="the dbt target (default: the profile's)")
-    dbt.add_argument("--vars", metavar="YAML",
-                     help="dbt vars as a YAML or JSON mapping: '{key: value}'")
+    dbt.add_argument(
+        "-t", "--target", metavar="NAME", help="the dbt target (default: the profile's)"
+    )
+    dbt.add_argument(
+        "--vars", metavar="YAML", help="dbt vars as a YAML or JSON mapping: '{key: value}'"
+    )
     dbt.add_argument("--full-refresh", action="store_true", help="rebuild incremental models")
-    dbt.add_argument("--project-dir", type=Path, metavar="DIR",
-                     help="the dbt project (default: current dir)")
-    dbt.add_argument("--profiles-dir", type=Path, metavar="DIR",
-                     help="where profiles.yml is (default: the project dir if it has one, "
-                          "else the current dir, else ~/.dbt)")
+    dbt.add_argument(
+        "--project-dir", type=Path, metavar="DIR", help="the dbt project (default: current dir)"
+    )
+    dbt.add_argument(
+        "--profiles-dir",
+        type=Path,
+        metavar="DIR",
+        help="where profiles.yml is (default: the project dir if it has one, "
+        "else the current dir, else ~/.dbt)",
+    )
     ours = sub.add_argument_group("orchestrator flags")
-    ours.add_argument("--mode", choices=("per-wave", "per-node"), default="per-wave",
-                      help="one dbt invocation per wave (default), or a Prefect task per node")
-    ours.add_argument("--concurrency", type=_concurrency, metavar="N|LIMIT",
-                      help="per-node: worker count, or a Prefect global concurrency limit name")
-    ours.add_argument("--retries", type=_non_negative, default=0, metavar="N",
-                      help="per-node: retries of a failed node")
-    ours.add_argument("--test-strategy", choices=("immediate", "deferred", "skip"),
-                      default="immediate", help="when tests run (default: as dbt build)")
-    ours.add_argument("--cache", action="store_true",
-                      help="per-node: reuse results of unchanged nodes across runs")
-    ours.add_argument("--only-fresh-sources", action="store_true",
-                      help="skip nodes fed by sources that fail `dbt source freshness`")
+    ours.add_argument(
+        "--mode",
+        choices=("per-wave", "per-node"),
+        default="per-wave",
+        help="one dbt invocation per wave (default), or a Prefect task per node",
+    )
+    ours.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        metavar="N|LIMIT",
+        help="per-node: worker count, or a Prefect global concurrency limit name",
+    )
+    ours.add_argument(
+        "--retries",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="per-node: retries of a failed node",
+    )
+    ours.add_argument(
+        "--test-strategy",
+        choices=("immediate", "deferred", "skip"),
+        default="immediate",
+        help="when tests run (default: as dbt build)",
+    )
+    ours.add_argument(
+        "--cache",
+        action="store_true",
+        help="per-node: reuse results of unchanged nodes across runs",
+    )
+    ours.add_argument(
+        "--only-fresh-sources",
+        action="store_true",
+        help="skip nodes fed by sources that fail `dbt source freshness`",
+    )
 
 
 def parse_vars(text: str | None) -> dict[str, Any] | None:
@@ -226,12 +263,16 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
         return _unusable(exc)
     titles = {}
     if plan is not None:
-        titles = {n.unique_id: f"{n.resource_type.value} {n.display_name}"
-                  for wave in plan.waves for n in wave.nodes}
+        titles = {
+            n.unique_id: f"{n.resource_type.value} {n.display_name}"
+            for wave in plan.waves
+            for n in wave.nodes
+        }
         print(
             f"Building {plan.node_count} node(s) in {len(plan.waves)} wave(s) "
             f"({args.mode}, tests: {args.test_strategy}) from {orch.settings.project_dir}",
-            file=out, flush=True,
+            file=out,
+            flush=True,
         )
     progress = Progress(total=plan.node_count if plan is not None else None, stream=out)
     orch.executor = ProgressExecutor(orch.executor, progress)
@@ -259,8 +300,12 @@ def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO
                 # Nodes dbt never saw: cache hits and skips, reported once the run is over.
                 for uid, result in (results or {}).items():
                     if uid not in progress.outcomes and result["status"] in ("cached", "skipped"):
-                        progress.finished(uid, titles.get(uid) or _title(uid),
-                                          result["status"], _reason(result, titles))
+                        progress.finished(
+                            uid,
+                            titles.get(uid) or _title(uid),
+                            result["status"],
+                            _reason(result, titles),
+                        )
     except Exception as exc:
         failure = exc
     finally:
@@ -298,8 +343,11 @@ def _prefect_api(out: TextIO) -> Any:
         return nullcontext()
     from prefect.server.api.server import SubprocessASGIServer
 
-    print("No PREFECT_API_URL set: starting a local Prefect server for this build...",
-          file=out, flush=True)
+    print(
+        "No PREFECT_API_URL set: starting a local Prefect server for this build...",
+        file=out,
+        flush=True,
+    )
     server = SubprocessASGIServer()
     # A throwaway server has nothing to report (and may have no internet to report it over).
     with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False}):
@@ -335,8 +383,7 @@ def _print_summary(
     if skipped:
         print(f"\nSkipped ({len(skipped)}):", file=out)
         for uid in skipped[:20]:
-            print(f"  {titles.get(uid) or _title(uid)}: "
-                  f"{_reason(results[uid], titles)}", file=out)
+            print(f"  {titles.get(uid) or _title(uid)}: {_reason(results[uid], titles)}", file=out)
         if len(skipped) > 20:
             print(f"  ... and {len(skipped) - 20} more", file=out)
     target = orch.settings.resolved_target_path() / "run_results.json"

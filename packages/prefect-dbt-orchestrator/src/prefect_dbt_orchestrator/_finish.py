@@ -26,7 +26,11 @@ def finish_run(
     counts = status_counts(results)
     logger.info(
         "dbt build finished: %d success, %d cached, %d error, %d skipped (%d warn) of %d node(s)",
-        counts["success"], counts["cached"], counts["error"], counts["skipped"], counts["warn"],
+        counts["success"],
+        counts["cached"],
+        counts["error"],
+        counts["skipped"],
+        counts["warn"],
         counts["total"],
     )
     if orch.create_summary_artifact:

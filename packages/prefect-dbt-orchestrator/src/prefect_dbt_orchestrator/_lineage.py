@@ -22,7 +22,7 @@ from dbt_graph import Manifest, Node, ResourceType
 #: without importing Prefect.
 MAX_KEY_LENGTH = 512
 MAX_DESCRIPTION_LENGTH = 2500
-_RESTRICTED = frozenset('\n\r\t\0 #?&%"\'<>[]{}|\\^`')
+_RESTRICTED = frozenset("\n\r\t\0 #?&%\"'<>[]{}|\\^`")
 _QUOTES = {'"': '"', "`": "`", "[": "]"}
 _CODE_OMITTED = "_Compiled code omitted: it is longer than an asset description may be._"
 

@@ -29,8 +29,17 @@ _WORDS = {
     "partial success": "PARTIAL",
     "cached": "CACHED",
 }
-_STYLES = {"OK": "green", "PASS": "green", "CACHED": "cyan", "WARN": "yellow", "FAIL": "red",
-           "ERROR": "red", "PARTIAL": "red", "SKIP": "dim", "NO-OP": "dim"}
+_STYLES = {
+    "OK": "green",
+    "PASS": "green",
+    "CACHED": "cyan",
+    "WARN": "yellow",
+    "FAIL": "red",
+    "ERROR": "red",
+    "PARTIAL": "red",
+    "SKIP": "dim",
+    "NO-OP": "dim",
+}
 _FAILED = frozenset({"FAIL", "ERROR", "PARTIAL"})
 
 
@@ -51,7 +60,9 @@ class Progress:
     """
 
     def __init__(
-        self, total: int | None = None, stream: TextIO | None = None,
+        self,
+        total: int | None = None,
+        stream: TextIO | None = None,
         interactive: bool | None = None,
     ) -> None:
         import sys
@@ -73,7 +84,9 @@ class Progress:
 
             self._console = Console(file=self.stream)
             self._live = Live(
-                get_renderable=self._render, console=self._console, refresh_per_second=8,
+                get_renderable=self._render,
+                console=self._console,
+                refresh_per_second=8,
                 transient=True,
             )
             self._live.start()
