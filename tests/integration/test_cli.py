@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -66,6 +68,10 @@ def test_readme_command_builds_the_example_with_a_local_prefect_server(
     assert (example / "jaffle_shop.duckdb").is_file()  # inside the project, not the cwd
     run_results = json.loads((example / "target" / "run_results.json").read_text())
     assert len(run_results["results"]) == NODES
+    # The server we started records task runs in batches; none is lost when it stops.
+    with contextlib.closing(sqlite3.connect(tmp_path / "prefect-home" / "prefect.db")) as con:
+        recorded = con.execute("select state_type, count(*) from task_run group by 1").fetchall()
+    assert recorded == [("COMPLETED", NODES)]
 
 
 @pytest.fixture(scope="module")

@@ -331,27 +331,18 @@ def _prefect_api(out: TextIO) -> Any:
     """
     from contextlib import nullcontext
 
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_ANALYTICS_ENABLED,
-        get_current_settings,
-        temporary_settings,
-    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    settings = get_current_settings()
-    if settings.api.url or not settings.server.ephemeral.enabled:
+    from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
+
+    if not needs_local_server():
         return nullcontext()
-    from prefect.server.api.server import SubprocessASGIServer
-
     print(
         "No PREFECT_API_URL set: starting a local Prefect server for this build...",
         file=out,
         flush=True,
     )
-    server = SubprocessASGIServer()
-    # A throwaway server has nothing to report (and may have no internet to report it over).
-    with temporary_settings({PREFECT_SERVER_ANALYTICS_ENABLED: False}):
-        server.start(timeout=max(settings.server.ephemeral.startup_timeout_seconds, 180))
+    server = start_local_server(min_timeout=180)
     return temporary_settings({PREFECT_API_URL: server.api_url})
 
 

@@ -27,6 +27,7 @@ from prefect_dbt_orchestrator._results import (
     skipped_upstream,
     timing,
 )
+from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
 
 if TYPE_CHECKING:
     from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
@@ -107,16 +108,12 @@ def _shared_api() -> Iterator[None]:
     would start one of its own. So it is started once here, up front, and its address is put in
     the environment that worker processes inherit.
     """
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    settings = get_current_settings()
-    if settings.api.url or not settings.server.ephemeral.enabled:
+    if not needs_local_server():
         yield
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()  # the running one, if the flow already started it
-    server.start(timeout=max(settings.server.ephemeral.startup_timeout_seconds, 120))
+    server = start_local_server(min_timeout=120)
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
