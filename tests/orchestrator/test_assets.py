@@ -259,3 +259,42 @@ def test_cache_hit_materializes_nothing(project, lineage_manifest, tmp_path) -> 
     # Second run: everything but the snapshot (never cached) is served from cache.
     second = materializations(asset_events(run_in_flow(orch), materialized=1, settle=3))
     assert set(second) == {SNAPSHOT}
+
+
+@pytest.mark.parametrize("disable_assets", [False, True])
+def test_each_node_task_is_what_with_options_would_build(
+    project, lineage_manifest, disable_assets
+) -> None:
+    from prefect_dbt_orchestrator import _assets
+    from prefect_dbt_orchestrator._per_node import _node_task, _TaskFactory
+
+    orch = PrefectDbtOrchestrator(
+        settings=project,
+        executor=FakeExecutor(lineage_manifest),
+        execution_mode="per_node",
+        retries=2,
+        retry_delay_seconds=7,
+        disable_assets=disable_assets,
+    )
+    ctx = orch._prepare(None, None, None, False, False, None, None, None)
+    factory = _TaskFactory(orch, ctx)
+    built = {}
+    for uid in ctx.plan.nodes:
+        node = ctx.manifest.nodes[uid]
+        name = f"{node.resource_type.value} {node.display_name}"
+        expected = _node_task.with_options(
+            name=name, task_run_name=name, retries=2, retry_delay_seconds=7
+        )
+        assets = _assets.node_assets(orch, ctx, node)
+        if assets is not None:
+            expected = _assets.materializing(expected, orch, *assets)
+        task = factory(node)
+        assert type(task) is type(expected)
+        assert vars(task) == vars(expected), uid
+        built[uid] = task
+    materializing = {uid for uid, t in built.items() if getattr(t, "assets", None)}
+    assert len(materializing) == (0 if disable_assets else 4)
+    # Copies share no hook list: a hook added to one node's task stays there.
+    first, second = list(built.values())[:2]
+    first.on_completion_hooks.append(print)
+    assert print not in second.on_completion_hooks

@@ -67,20 +67,26 @@ class NodeAssetTask(MaterializingTask):  # type: ignore[type-arg]
         self.include_compiled_code = include_compiled_code
 
 
-def with_assets(
-    task: Task[..., Any], orch: PrefectDbtOrchestrator, ctx: RunContext, node: Node
-) -> Task[..., Any]:
-    """The node's task, as a materializing task when the node produces an asset.
+def node_assets(
+    orch: PrefectDbtOrchestrator, ctx: RunContext, node: Node
+) -> tuple[Asset, list[Asset]] | None:
+    """The asset a node's task materializes and the assets it reads, or ``None``.
 
-    Models, seeds and snapshots with a relation name do, unless ``disable_assets`` is set or the
-    manifest does not name its adapter.
+    Models, seeds and snapshots with a relation name have one, unless ``disable_assets`` is
+    set or the manifest does not name its adapter.
     """
     adapter = ctx.manifest.adapter_type
     if orch.disable_assets or not node.is_executable or not has_asset(node, adapter):
-        return task
+        return None
     assert adapter is not None  # has_asset checked it
     spec = asset_spec(node, adapter)
-    deps = [to_asset(u) for u in upstream_specs(ctx.manifest, node)]
+    return to_asset(spec), [to_asset(u) for u in upstream_specs(ctx.manifest, node)]
+
+
+def materializing(
+    task: Task[..., Any], orch: PrefectDbtOrchestrator, asset: Asset, deps: list[Asset]
+) -> NodeAssetTask:
+    """``task`` as a :class:`NodeAssetTask` of ``asset`` (same options otherwise)."""
     options: dict[str, Any] = {}
     for name in inspect.signature(Task.__init__).parameters:
         if name in ("self", "fn"):
@@ -92,7 +98,7 @@ def with_assets(
     options["asset_deps"] = deps or None
     return NodeAssetTask(
         task.fn,
-        assets=[to_asset(spec)],
+        assets=[asset],
         materialized_by=MATERIALIZED_BY,
         include_compiled_code=orch.include_compiled_code,
         **options,

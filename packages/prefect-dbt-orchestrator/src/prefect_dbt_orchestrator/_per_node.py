@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import os
@@ -88,6 +89,7 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     if isinstance(orch.concurrency, str):
         _check_concurrency_limit(orch.concurrency)
     runner = _make_runner(orch, plan.estimated_parallelism)
+    task_for = _TaskFactory(orch, ctx)
     results: dict[str, Result] = {}
     roots: dict[str, frozenset[str]] = {}
     log_level = logging.getLevelName(orch.settings.log_level.upper())
@@ -95,7 +97,7 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     scope = getattr(orch.executor, "run_scope", None)
     with _quiet_outside_flows(), _shared_api(), scope() if scope else nullcontext(), runner:
         for phase in plan.phases:
-            _run_phase(orch, ctx, runner, phase, results, roots, log_level)
+            _run_phase(orch, ctx, runner, phase, results, roots, log_level, task_for)
     return results
 
 
@@ -146,6 +148,7 @@ def _run_phase(
     results: dict[str, Result],
     roots: dict[str, frozenset[str]],
     log_level: int,
+    task_for: _TaskFactory,
 ) -> None:
     plan = ctx.plan
     in_phase = set(phase)
@@ -172,7 +175,7 @@ def _run_phase(
             extra_args=ctx.extra_args,
             timeout_seconds=orch.node_timeout_seconds,
         )
-        node_task = _task_for(orch, ctx, node)
+        node_task = task_for(node)
         future = runner.submit(
             node_task,
             # quote(): Prefect would otherwise walk every field of these looking for futures.
@@ -244,15 +247,52 @@ def _collect(future: PrefectFuture[Result]) -> Result:
     return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
 
 
-def _task_for(orch: PrefectDbtOrchestrator, ctx: RunContext, node: Node) -> Task[..., Result]:
-    name = f"{node.resource_type.value} {node.display_name}"
-    options: dict[str, Any] = {
-        "name": name,
-        "task_run_name": name,
-        "retries": orch.retries,
-        "retry_delay_seconds": orch.retry_delay_seconds,
-    }
-    return _assets.with_assets(_node_task.with_options(**options), orch, ctx, node)
+class _TaskFactory:
+    """Builds each node's task: named ``"<resource_type> <name>"``, materializing its asset.
+
+    ``Task.with_options`` re-runs ``Task.__init__``, which reads and hashes the function's
+    source every time (milliseconds per node, on the scheduling thread). So one prototype per
+    kind (plain, materializing) is built that way, and each node's task is a copy of it with
+    its own name and assets: the same attributes ``with_options`` would set.
+    """
+
+    _HOOKS = (
+        "on_completion_hooks",
+        "on_failure_hooks",
+        "on_running_hooks",
+        "on_rollback_hooks",
+        "on_commit_hooks",
+    )
+
+    def __init__(self, orch: PrefectDbtOrchestrator, ctx: RunContext) -> None:
+        self._orch, self._ctx = orch, ctx
+        self._plain = _node_task.with_options(
+            retries=orch.retries, retry_delay_seconds=orch.retry_delay_seconds
+        )
+        self._materializing: Task[..., Result] | None = None
+
+    def __call__(self, node: Node) -> Task[..., Result]:
+        name = f"{node.resource_type.value} {node.display_name}"
+        assets = _assets.node_assets(self._orch, self._ctx, node)
+        if assets is None:
+            return _variant(self._plain, name=name, task_run_name=name)
+        asset, deps = assets
+        if self._materializing is None:
+            self._materializing = _assets.materializing(self._plain, self._orch, asset, deps)
+        return _variant(
+            self._materializing, name=name, task_run_name=name, assets=[asset], asset_deps=deps
+        )
+
+
+def _variant(prototype: Task[..., Result], **attributes: Any) -> Task[..., Result]:
+    """A copy of ``prototype`` with ``attributes`` replaced (hook lists are not shared)."""
+    task = copy.copy(prototype)
+    for hooks in _TaskFactory._HOOKS:
+        if hasattr(prototype, hooks):
+            setattr(task, hooks, list(getattr(prototype, hooks)))
+    for attribute, value in attributes.items():
+        setattr(task, attribute, value)
+    return task
 
 
 def _make_runner(orch: PrefectDbtOrchestrator, widest_wave: int) -> Any:
