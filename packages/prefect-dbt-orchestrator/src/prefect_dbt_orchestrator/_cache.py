@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -201,10 +202,13 @@ class ResultStorage:
     def read(self, token: str) -> dict[str, Any] | None:
         key = _result_key(token)
         try:
-            if not self._store.exists(key):
-                return None
+            # No exists() first: on local storage each call resolves the path again, which
+            # costs more than the read itself. A hit's result is nearly always there.
             value = self._store.read(key).result
         except Exception as exc:
+            with contextlib.suppress(Exception):
+                if not self._store.exists(key):
+                    return None  # deleted, or not a result record: a plain miss
             logger.warning("could not read the cached result %s (re-running): %s", token, exc)
             return None
         return value if isinstance(value, dict) else None

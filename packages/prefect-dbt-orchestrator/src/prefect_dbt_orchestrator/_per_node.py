@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import inspect
 import logging
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_graph import Command, ErrorInfo, ExecutionRequest, Executor, Node
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -232,6 +234,9 @@ def _run_phase(
 
 
 def _collect(future: PrefectFuture[Result]) -> Result:
+    completed = _completed_value(future)
+    if isinstance(completed, Mapping):
+        return dict(completed)
     try:
         outcome = future.result(raise_on_failure=False)
     except BaseException as exc:  # a crashed or cancelled task run
@@ -245,6 +250,26 @@ def _collect(future: PrefectFuture[Result]) -> Result:
     if isinstance(outcome, Mapping):
         return dict(outcome)
     return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
+
+
+def _completed_value(future: PrefectFuture[Result]) -> Any:
+    """A completed task's return value, read from its final state in memory, else ``None``.
+
+    ``future.result()`` reaches the same value through Prefect's async result machinery (a
+    round trip to its event loop thread per call); for the futures of local task runners the
+    final state is right there. Anything else (failures, Dask futures) takes the long way.
+    """
+    wrapped = getattr(future, "wrapped_future", None)
+    if not isinstance(wrapped, concurrent.futures.Future) or not wrapped.done():
+        return None
+    try:
+        state = wrapped.result()
+    except BaseException:
+        return None
+    if not isinstance(state, State) or not state.is_completed():
+        return None
+    data = state.data
+    return getattr(data, "result", None) if type(data).__name__ == "ResultRecord" else None
 
 
 class _TaskFactory:
