@@ -18,7 +18,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from prefect_dbt_orchestrator import _assets, _logs
@@ -162,6 +162,7 @@ def _run_phase(
             dependents[parent].append(uid)
     futures: dict[str, PrefectFuture[Result]] = {}
     done: queue.Queue[str] = queue.Queue()
+    opaque = _opaque_for(runner)
     outstanding = 0
 
     def submit(uid: str) -> None:
@@ -180,11 +181,10 @@ def _run_phase(
         node_task = task_for(node)
         future = runner.submit(
             node_task,
-            # quote(): Prefect would otherwise walk every field of these looking for futures.
             parameters={
-                "executor": quote(orch.executor),
-                "request": quote(request),
-                "cached": quote(cached),
+                "executor": opaque(orch.executor),
+                "request": opaque(request),
+                "cached": opaque(cached),
                 "concurrency_limit": orch.concurrency
                 if isinstance(orch.concurrency, str)
                 else None,
@@ -250,6 +250,15 @@ def _collect(future: PrefectFuture[Result]) -> Result:
     if isinstance(outcome, Mapping):
         return dict(outcome)
     return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
+
+
+def _opaque_for(runner: Any) -> Any:
+    """``quote`` for Prefect's own task runners: they would otherwise walk every field of a
+    parameter looking for futures. Dask takes a quote (a tuple) apart, so it gets values as
+    they are."""
+    if isinstance(runner, (ThreadPoolTaskRunner, ProcessPoolTaskRunner)):
+        return quote
+    return lambda value: value
 
 
 def _completed_value(future: PrefectFuture[Result]) -> Any:
