@@ -27,17 +27,16 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+
+from _postgres import temporary_postgres
 
 HERE = Path(__file__).resolve().parent
 DBT = Path(sys.executable).parent / "dbt"
@@ -141,56 +140,6 @@ def _mode_process(
     report = json.loads(out.strip().splitlines()[-1])
     report["process_wall"] = wall
     return report
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if not candidates:
-        raise SystemExit(f"PostgreSQL's {name} is missing (apt-get install -y postgresql)")
-    return str(candidates[-1])
-
-
-@contextmanager
-def temporary_postgres() -> Iterator[dict[str, str]]:
-    """A throwaway PostgreSQL server; yields the BENCH_PG_* variables for it."""
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    base = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, user="postgres")
-    data, log, port = base / "data", base / "log", _free_port()
-    subprocess.run(
-        [*as_postgres, _pg_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-    pg_ctl = _pg_binary("pg_ctl")
-    subprocess.run(
-        [*as_postgres, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield {
-            "BENCH_PG_HOST": "127.0.0.1",
-            "BENCH_PG_PORT": str(port),
-            "BENCH_PG_USER": "postgres",
-            "BENCH_PG_DBNAME": "postgres",
-        }
-    finally:
-        subprocess.run(
-            [*as_postgres, pg_ctl, "-D", str(data), "stop", "-m", "fast"], capture_output=True
-        )
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def bench_database(

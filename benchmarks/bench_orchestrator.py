@@ -43,7 +43,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from _postgres import temporary_postgres
 
 HERE = Path(__file__).resolve().parent
 DBT = Path(sys.executable).parent / "dbt"
@@ -96,58 +96,6 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if not candidates:
-        raise RuntimeError(f"PostgreSQL's {name} is missing (apt-get install -y postgresql)")
-    return str(candidates[-1])
-
-
-@contextlib.contextmanager
-def temporary_postgres() -> Iterator[dict[str, str]]:
-    """A throwaway PostgreSQL server (fsync off); yields the BENCH_PG_* variables for it."""
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    base = Path(tempfile.mkdtemp(prefix="bench-orch-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, user="postgres")
-    data, log, port = base / "data", base / "log", _free_port()
-    pg_ctl = _pg_binary("pg_ctl")
-    try:
-        subprocess.run(
-            [*as_postgres, _pg_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-            check=True,
-            capture_output=True,
-        )
-        opts = (
-            f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
-        )
-        subprocess.run(
-            [*as_postgres, pg_ctl, "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"],
-            check=True,
-            capture_output=True,
-        )
-        yield {
-            "BENCH_PG_HOST": "127.0.0.1",
-            "BENCH_PG_PORT": str(port),
-            "BENCH_PG_USER": "postgres",
-            "BENCH_PG_DBNAME": "postgres",
-        }
-    finally:
-        subprocess.run(
-            [*as_postgres, pg_ctl, "-D", str(data), "stop", "-m", "fast"], capture_output=True
-        )
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def env_for(adapter: str, run: str, root: Path, base: dict[str, str]) -> dict[str, str]:

@@ -18,6 +18,7 @@ from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
+from prefect.results import ResultRecord
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -277,8 +278,7 @@ def _completed_value(future: PrefectFuture[Result]) -> Any:
         return None
     if not isinstance(state, State) or not state.is_completed():
         return None
-    data = state.data
-    return getattr(data, "result", None) if type(data).__name__ == "ResultRecord" else None
+    return state.data.result if isinstance(state.data, ResultRecord) else None
 
 
 class _TaskFactory:
