@@ -9,14 +9,26 @@ Example:
 """
 
 from dbt_graph._addressing import node_selector
+from dbt_graph._concurrency_keys import ConcurrencyKey, keys_by_node
+from dbt_graph._critical_path import CriticalPath, PathStep, critical_path
+from dbt_graph._durations import (
+    DEFAULT_DURATIONS,
+    DurationHistory,
+    Durations,
+    node_result_timings,
+    run_results_timings,
+)
 from dbt_graph._errors import (
+    ConcurrencyKeyError,
     CycleError,
     DbtGraphError,
     ManifestError,
+    ScheduleError,
     SelectionError,
     StateError,
     UnknownMethodError,
 )
+from dbt_graph._estimate import Estimate, estimate_wall_time
 from dbt_graph._execution import (
     Command,
     ErrorInfo,
@@ -52,13 +64,20 @@ from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
 
 __all__ = [
+    "DEFAULT_DURATIONS",
     "RUNNABLE_TYPES",
     "TEST_TYPES",
     "Column",
     "Command",
+    "ConcurrencyKey",
+    "ConcurrencyKeyError",
+    "CriticalPath",
     "CycleError",
     "DbtGraphError",
+    "DurationHistory",
+    "Durations",
     "ErrorInfo",
+    "Estimate",
     "ExecutionPlan",
     "ExecutionRequest",
     "ExecutionResult",
@@ -75,7 +94,9 @@ __all__ = [
     "Node",
     "NodeResult",
     "NodeStatus",
+    "PathStep",
     "ResourceType",
+    "ScheduleError",
     "SelectionError",
     "SelectionState",
     "SourceFreshness",
@@ -84,9 +105,14 @@ __all__ = [
     "UnknownMethodError",
     "Wave",
     "build_plan",
+    "critical_path",
+    "estimate_wall_time",
     "executable_parents",
+    "keys_by_node",
     "load_manifest",
+    "node_result_timings",
     "node_selector",
     "parse_manifest",
+    "run_results_timings",
     "select",
 ]

@@ -7,7 +7,9 @@ The tree::
     ├── SelectionError         a selector expression or YAML selector is invalid
     │   └── UnknownMethodError     the expression names a method dbt does not have
     ├── StateError             a state:/result:/source_status: selector lacks its artifact
-    └── CycleError             the executable graph has a cycle
+    ├── CycleError             the executable graph has a cycle
+    └── ScheduleError          durations, their history, an order or a concurrency cannot be used
+        └── ConcurrencyKeyError    a concurrency key's selector, limit or name is invalid
 
 Every message says what went wrong and what to do next.
 """
@@ -73,3 +75,19 @@ class CycleError(DbtGraphError, ValueError):
             f"The dbt graph contains a dependency cycle: {path}. "
             "Remove one of these references (ref/source/depends_on) to break it."
         )
+
+
+class ScheduleError(DbtGraphError, ValueError):
+    """Durations, their history, a submission order or a concurrency cannot be scheduled with."""
+
+
+class ConcurrencyKeyError(ScheduleError):
+    """A concurrency key is invalid (its selector, limit or name), or two keys clash.
+
+    Attributes:
+        selector: The offending key's selector, when one key is at fault.
+    """
+
+    def __init__(self, message: str, *, selector: str | None = None) -> None:
+        self.selector = selector
+        super().__init__(message)
