@@ -26,7 +26,7 @@ from dbt_graph._selection import select
 
 _KINDS = ("tag", "resource_type", "config.materialized", "config.meta.<key>")
 _SELECTOR = re.compile(
-    r"\A(?P<method>tag|resource_type|config\.materialized|config\.meta(?:\.[\w-]+)+):(?P<value>\S+)\Z"
+    r"\A(?P<method>tag|resource_type|config\.materialized|config\.meta(?:\.[\w-]+)+):(?P<value>[^\s,+@]+)\Z"
 )
 #: Near misses and what to write instead.
 _SPELLINGS = {
