@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -25,7 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dbt_graph
-from dbt_graph import load_manifest, select
+from dbt_graph import (
+    ExecutionPlan,
+    Node,
+    ResourceType,
+    TestStrategy,
+    Wave,
+    critical_path,
+    estimate_wall_time,
+    load_manifest,
+    select,
+)
 from generate_project import generate
 
 EXPRESSIONS = (
@@ -96,6 +107,47 @@ def dbt_ls(project: Path, expression: str) -> frozenset[str]:
     return frozenset(json.loads(line)["unique_id"] for line in out.splitlines() if line.strip())
 
 
+def scheduling_timing(nodes: int = 10_000, rng_seed: int = 0) -> str:
+    """critical_path() + estimate_wall_time() on a synthetic layered plan of ``nodes`` models.
+
+    The plan is built directly (each model reads 1-3 of the 200 models before it, durations
+    skewed between 0.05 and 30 s), so no dbt project of that size is needed.
+    """
+    rng = random.Random(rng_seed)
+    ids = [f"model.bench.n{i}" for i in range(nodes)]
+    deps = {
+        uid: tuple(sorted(rng.sample(ids[max(0, i - 200) : i], min(i, rng.randint(1, 3)))))
+        for i, uid in enumerate(ids)
+    }
+    level: dict[str, int] = {}
+    for uid in ids:
+        level[uid] = 1 + max((level[d] for d in deps[uid]), default=-1)
+    waves = [[] for _ in range(max(level.values()) + 1)]
+    for uid in ids:
+        waves[level[uid]].append(uid)
+    order = [uid for wave in waves for uid in wave]
+    node = {
+        u: Node(unique_id=u, name=u, resource_type=ResourceType.MODEL, package_name="bench")
+        for u in ids
+    }
+    plan = ExecutionPlan(
+        nodes={u: node[u] for u in order},
+        dependencies={u: deps[u] for u in order},
+        phases=(tuple(order),),
+        waves=tuple(Wave(number=i, nodes=tuple(node[u] for u in w)) for i, w in enumerate(waves)),
+        test_strategy=TestStrategy.IMMEDIATE,
+    )
+    seconds = {uid: 0.05 + 30 * rng.random() ** 4 for uid in ids}
+    path, _ = measure(lambda: critical_path(plan, seconds), 3)
+    both, estimate = measure(lambda: estimate_wall_time(plan, seconds, concurrency=4), 3)
+    edges = sum(len(d) for d in deps.values())
+    return (
+        f"critical_path, {nodes:,} nodes ({edges:,} edges, {len(waves)} waves): {path}; "
+        f"estimate_wall_time at concurrency 4 (critical path included): {both} "
+        f"(estimate {estimate.wall_seconds:.0f} s, bound {estimate.lower_bound_seconds:.0f} s)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", type=int, default=620)
@@ -132,6 +184,7 @@ def main() -> None:
     build_plan = getattr(dbt_graph, "build_plan", None)
     load, _ = measure(lambda: load_manifest(manifest_path), 5)
     print(f"load_manifest: {load}")
+    print(scheduling_timing())
     for expression in EXPRESSIONS:
         # A fresh manifest object per run: select() builds the parent/child maps, as it would
         # in a new process.
