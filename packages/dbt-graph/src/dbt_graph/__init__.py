@@ -12,6 +12,7 @@ from dbt_graph._addressing import node_selector
 from dbt_graph._errors import (
     CycleError,
     DbtGraphError,
+    FingerprintConfigError,
     ManifestError,
     SelectionError,
     StateError,
@@ -28,6 +29,13 @@ from dbt_graph._execution import (
     NodeResult,
     NodeStatus,
     SourceFreshness,
+)
+from dbt_graph._fingerprints import (
+    FINGERPRINT_META_KEY,
+    FingerprintMethod,
+    FingerprintSpec,
+    SourceFingerprint,
+    SourceFingerprinter,
 )
 from dbt_graph._graph import (
     ExecutionPlan,
@@ -52,6 +60,7 @@ from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
 
 __all__ = [
+    "FINGERPRINT_META_KEY",
     "RUNNABLE_TYPES",
     "TEST_TYPES",
     "Column",
@@ -63,6 +72,9 @@ __all__ = [
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
+    "FingerprintConfigError",
+    "FingerprintMethod",
+    "FingerprintSpec",
     "FreshnessStatus",
     "FreshnessThreshold",
     "Group",
@@ -78,6 +90,8 @@ __all__ = [
     "ResourceType",
     "SelectionError",
     "SelectionState",
+    "SourceFingerprint",
+    "SourceFingerprinter",
     "SourceFreshness",
     "StateError",
     "TestStrategy",

@@ -7,7 +7,8 @@ The tree::
     ├── SelectionError         a selector expression or YAML selector is invalid
     │   └── UnknownMethodError     the expression names a method dbt does not have
     ├── StateError             a state:/result:/source_status: selector lacks its artifact
-    └── CycleError             the executable graph has a cycle
+    ├── CycleError             the executable graph has a cycle
+    └── FingerprintConfigError a source's ``meta.data_fingerprint`` is not usable
 
 Every message says what went wrong and what to do next.
 """
@@ -73,3 +74,15 @@ class CycleError(DbtGraphError, ValueError):
             f"The dbt graph contains a dependency cycle: {path}. "
             "Remove one of these references (ref/source/depends_on) to break it."
         )
+
+
+class FingerprintConfigError(DbtGraphError, ValueError):
+    """A source's ``meta.data_fingerprint`` setting cannot be used.
+
+    Attributes:
+        unique_id: The source.
+    """
+
+    def __init__(self, message: str, *, unique_id: str) -> None:
+        self.unique_id = unique_id
+        super().__init__(f"{unique_id}: {message}")
