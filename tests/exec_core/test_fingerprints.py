@@ -125,9 +125,10 @@ def pg_warehouse(tmp_path_factory: pytest.TempPathFactory, postgres_server) -> I
 
     execute(f"create schema {schema}")
     with pytest.MonkeyPatch.context() as mp:
+        # Only PostgreSQL's variables: DBT_DUCKDB_PATH belongs to the DuckDB fixture, which
+        # can be alive at the same time.
         for name, value in postgres_server.env(schema).items():
             mp.setenv(name, value)
-        mp.setenv("DBT_DUCKDB_PATH", str(project / "shop.duckdb"))
         executor = DbtCoreExecutor(settings_for(project), target="pg")
         try:
             yield Warehouse("postgres", executor, execute, schema)
