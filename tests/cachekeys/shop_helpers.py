@@ -87,6 +87,14 @@ VARIANTS: dict[str, Variant] = {
         )
     ),
     "package_seed": Variant(_append("local_pkg/seeds/pkg_days.csv", "day\n1\n2\n")),
+    "build_after": Variant(
+        _replace(
+            "models/marts/marts.yml",
+            '        owner: "finance@example.com"\n',
+            '        owner: "finance@example.com"\n      freshness:\n'
+            "        build_after: {count: 4, period: hour, updates_on: all}\n",
+        )
+    ),
 }
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "shop"

@@ -2,8 +2,9 @@
 
 Pure functions over a parsed :class:`dbt_graph.Manifest`: keys that change whenever anything
 that can change a node's result changes (its text, config, relation, macros transitively,
-upstream nodes, target, vars, arguments, full refresh), explanations of misses in words, TTLs
-from source freshness, and a small atomic key store.
+upstream nodes, target, vars, arguments, full refresh; in data-aware mode the data fingerprints
+of upstream sources), explanations of misses in words, TTLs from source freshness, dbt's
+``freshness.build_after`` as a decision, and a small atomic key store.
 
 Example:
     >>> from datetime import UTC, datetime
@@ -19,8 +20,20 @@ Example:
     ['hit', 'hit']
 """
 
+from dbt_cachekeys._build_after import (
+    BuildAfter,
+    BuildAfterDecision,
+    UpdatesOn,
+    decide_build_after,
+)
+from dbt_cachekeys._data import DataInput
 from dbt_cachekeys._decisions import CachePolicy, CacheStatus, Decision, explain, lookup
-from dbt_cachekeys._errors import CacheKeysError, RecordError, UnresolvedUpstreamError
+from dbt_cachekeys._errors import (
+    CacheKeysError,
+    PolicyError,
+    RecordError,
+    UnresolvedUpstreamError,
+)
 from dbt_cachekeys._files import ProjectFiles
 from dbt_cachekeys._freshness import freshness_ttl, source_deadline
 from dbt_cachekeys._keys import (
@@ -44,11 +57,14 @@ from dbt_cachekeys._store import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BuildAfter",
+    "BuildAfterDecision",
     "CacheKeysError",
     "CachePolicy",
     "CacheSession",
     "CacheStatus",
     "Components",
+    "DataInput",
     "Decision",
     "FileReader",
     "KeyRecord",
@@ -57,10 +73,13 @@ __all__ = [
     "LocalKeyStore",
     "MemoryKeyStore",
     "NodeKey",
+    "PolicyError",
     "ProjectFiles",
     "RecordError",
     "UnresolvedUpstreamError",
+    "UpdatesOn",
     "compute_keys",
+    "decide_build_after",
     "delete_record",
     "explain",
     "freshness_ttl",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from dbt_graph import ResourceType
 
+from dbt_cachekeys._build_after import decide_build_after
+from dbt_cachekeys._data import explain_data
 from dbt_cachekeys._keys import SCHEMA_VERSION, NodeKey
 from dbt_cachekeys._records import KeyRecord
 
@@ -32,21 +34,35 @@ class CachePolicy:
         expiration: How long a result stays valid after it finished; ``None`` for ever.
         use_source_freshness_expiration: Where a node has upstream sources with freshness data,
             let them decide when its result expires instead of ``expiration``.
-        exclude_materializations: Materializations that always run (an incremental model's
-            result depends on its own previous state, which no key captures).
+        exclude_materializations: Materializations that always run. ``None`` (the default)
+            means ``{"incremental"}`` (an incremental model's result depends on new rows in its
+            inputs, which code-only keys do not see), and nothing in data-aware mode (where
+            the keys do see them: an incremental model whose inputs did not change has
+            nothing to add).
         exclude_resource_types: Resource types that always run.
+        data_aware: The keys cover upstream sources' data (``compute_keys(fingerprints=...)``):
+            incremental models may be served, and models' ``freshness.build_after`` is
+            honoured. Sessions refuse keys that are not data-aware under such a policy.
 
     Example:
         >>> CachePolicy(expiration=timedelta(hours=24)).exclude_materializations
         frozenset({'incremental'})
+        >>> CachePolicy(data_aware=True).exclude_materializations
+        frozenset()
     """
 
     expiration: timedelta | None = None
     use_source_freshness_expiration: bool = False
-    exclude_materializations: frozenset[str] = frozenset({"incremental"})
+    exclude_materializations: frozenset[str] | None = None
     exclude_resource_types: frozenset[ResourceType] = frozenset(
         {ResourceType.TEST, ResourceType.SNAPSHOT, ResourceType.UNIT_TEST}
     )
+    data_aware: bool = False
+
+    def __post_init__(self) -> None:
+        if self.exclude_materializations is None:
+            default = frozenset() if self.data_aware else frozenset({"incremental"})
+            object.__setattr__(self, "exclude_materializations", default)
 
     def exclusion(self, node_key: NodeKey) -> str | None:
         """Why the policy never serves this node from cache, or ``None`` if it may."""
@@ -54,7 +70,7 @@ class CachePolicy:
             return "ephemeral models are compiled into their children"
         if node_key.resource_type in self.exclude_resource_types:
             return f"resource type `{node_key.resource_type.value}` is excluded"
-        if node_key.materialized in self.exclude_materializations:
+        if node_key.materialized in (self.exclude_materializations or ()):
             return f"materialization `{node_key.materialized}` is excluded"
         return None
 
@@ -67,7 +83,9 @@ class Decision:
         unique_id: The node.
         status: Hit, miss or excluded.
         reasons: For misses and exclusions, why, in words (``"SQL changed"``,
-            ``"upstream `stg_orders` changed"``, ``"expired"``...). Empty for hits.
+            ``"upstream `stg_orders` changed"``, ``"expired"``...). Empty for hits, except a
+            hit served under ``freshness.build_after`` despite new input data: then the new
+            data and why the model waits.
         record: The stored record (for a hit, the one to serve), if there was one.
     """
 
@@ -80,6 +98,11 @@ class Decision:
     def hit(self) -> bool:
         """Whether the stored result may be served."""
         return self.status is CacheStatus.HIT
+
+    @property
+    def deferred(self) -> bool:
+        """Whether it is a hit only because ``freshness.build_after`` defers a rebuild."""
+        return self.hit and bool(self.reasons)
 
 
 def lookup(
@@ -95,7 +118,8 @@ def lookup(
     A hit needs: a policy that does not exclude the node, a readable definition, a record with
     the same key, no ``--full-refresh``, an unexpired record, and every data parent still holding
     the run token the node consumed when it ran (a parent that ran again since, for any reason,
-    may have changed the data).
+    may have changed the data). In data-aware mode a model whose code is unchanged but whose
+    inputs have new data is also a hit while its ``freshness.build_after`` defers the rebuild.
 
     Args:
         node_key: The node's key.
@@ -149,10 +173,63 @@ def lookup(
                 reasons.append(f"upstream `{_display(parent)}` ran since")
     if node_key.components.full_refresh and "full refresh" not in reasons:
         reasons.insert(0, "full refresh")
+    if reasons and record is not None and policy.data_aware and node_key.build_after:
+        waits = _build_after_wait(node_key, record, now, policy, upstream_tokens)
+        if waits is not None:
+            return Decision(
+                unique_id=node_key.unique_id,
+                status=CacheStatus.HIT,
+                reasons=(*reasons, waits),
+                record=record,
+            )
     status = CacheStatus.MISS if reasons else CacheStatus.HIT
     return Decision(
         unique_id=node_key.unique_id, status=status, reasons=tuple(reasons), record=record
     )
+
+
+def _build_after_wait(
+    node_key: NodeKey,
+    record: KeyRecord,
+    now: datetime,
+    policy: CachePolicy,
+    upstream_tokens: Mapping[str, str | None],
+) -> str | None:
+    """Why ``freshness.build_after`` serves the record despite new input data, or ``None``.
+
+    Only new data can be deferred: a code change, a full refresh, an unreadable definition,
+    another record format or an expired record always rebuild.
+    """
+    new, old = node_key.components, record.components
+    if (
+        node_key.problem is not None
+        or new.full_refresh
+        or record.schema_version != SCHEMA_VERSION
+        or _expired(record, now, policy)
+        or replace(new, data=()) != replace(old, data=())
+    ):
+        return None
+    before = {d.source: d.digest for d in old.data}
+    after = {d.source: d.digest for d in new.data}
+
+    def source_changed(source: str) -> bool:
+        digest = after.get(source)
+        return digest is None or before.get(source) != digest
+
+    consumed = dict(record.inputs)
+    changed = []
+    for uid, watched in node_key.inputs:
+        token = upstream_tokens.get(uid, consumed.get(uid))
+        if token == WILL_RUN or consumed.get(uid) != token or any(map(source_changed, watched)):
+            changed.append(_display(uid))
+    decision = decide_build_after(
+        node_key.build_after,
+        last_built=record.finished_at,
+        now=now,
+        inputs=[_display(uid) for uid, _ in node_key.inputs],
+        changed=changed,
+    )
+    return None if decision.rebuild else decision.reason
 
 
 def explain(node_key: NodeKey, record: KeyRecord) -> tuple[str, ...]:
@@ -189,6 +266,7 @@ def explain(node_key: NodeKey, record: KeyRecord) -> tuple[str, ...]:
         _pair_changes(old.macros, new.macros, "macro", lambda uid: _macro_display(uid, package))
     )
     reasons.extend(_pair_changes(old.upstream, new.upstream, "upstream", _display))
+    reasons.extend(explain_data(old.data, new.data, _display))
     if new.target != old.target:
         reasons.append("target changed")
     if new.vars != old.vars:

@@ -4,7 +4,8 @@ The tree::
 
     CacheKeysError
     ├── RecordError              a stored record is corrupt, foreign or from another format
-    └── UnresolvedUpstreamError  a node was checked before an upstream node of the same run
+    ├── UnresolvedUpstreamError  a node was checked before an upstream node of the same run
+    └── PolicyError              a policy and keys that cannot be used together
 
 A corrupt or unreadable store never raises out of :class:`~dbt_cachekeys.CacheSession` or
 :func:`~dbt_cachekeys.load_record`: it is logged and treated as "no record" (a cache miss).
@@ -47,3 +48,7 @@ class UnresolvedUpstreamError(CacheKeysError, RuntimeError):
             "Call check() only once every upstream node of the run has been checked as a hit "
             "or recorded with record_success()/record_failure()."
         )
+
+
+class PolicyError(CacheKeysError, ValueError):
+    """A :class:`~dbt_cachekeys.CachePolicy` does not fit the keys it is used with."""

@@ -3,8 +3,9 @@
 A node's *content* digest covers what the project defines for it: its own text, its config, its
 relation, the macros it can run and the content of its upstream nodes. Its *key* adds what the
 invocation decides: the target, the vars, extra dbt arguments, ``--full-refresh``, and
-:data:`SCHEMA_VERSION`. Upstream nodes contribute their content (not their key) so that a vars
-change is explained once, as "vars changed", and not once per upstream node.
+:data:`SCHEMA_VERSION`; in data-aware mode also the data fingerprints of its upstream sources.
+Upstream nodes contribute their content (not their key) so that a vars change is explained
+once, as "vars changed", and not once per upstream node.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_graph import CycleError, Manifest, Node, ResourceType
+from dbt_graph import CycleError, Manifest, Node, ResourceType, SourceFingerprint
 
+from dbt_cachekeys._build_after import BuildAfter
+from dbt_cachekeys._data import DataInput, DataInputs, direct_inputs
 from dbt_cachekeys._digest import canonical_json, digest_of, sha256_hex
 from dbt_cachekeys._macros import MacroIndex
 
@@ -65,6 +68,8 @@ class Components:
         vars: The effective vars.
         cli_args: Extra dbt arguments.
         full_refresh: Whether the invocation is a full refresh.
+        data: In data-aware mode, the data fingerprint of every upstream source, by source
+            (their digests are in the key; when and what was seen explain a miss).
     """
 
     text: str
@@ -76,6 +81,7 @@ class Components:
     vars: str = ""
     cli_args: str = ""
     full_refresh: bool = False
+    data: tuple[DataInput, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The components as JSON-ready data."""
@@ -89,6 +95,7 @@ class Components:
             "vars": self.vars,
             "cli_args": self.cli_args,
             "full_refresh": self.full_refresh,
+            "data": {d.source: d.to_dict() for d in self.data},
         }
 
     @classmethod
@@ -115,11 +122,15 @@ class Components:
             raise TypeError("component digests must be strings")
         if not isinstance(data["full_refresh"], bool):
             raise TypeError("full_refresh must be a boolean")
+        inputs = data.get("data", {})  # absent in records written before data-aware keys
+        if not isinstance(inputs, dict):
+            raise TypeError("data must map source ids to fingerprints")
         return cls(
             **strings,
             macros=pairs("macros"),
             upstream=pairs("upstream"),
             full_refresh=data["full_refresh"],
+            data=tuple(DataInput.from_dict(uid, raw) for uid, raw in inputs.items()),
         )
 
 
@@ -139,8 +150,14 @@ class NodeKey:
         data_parents: The nearest upstream nodes that hold data of their own, seen through
             ephemeral models (sources excluded). Their run tokens decide whether the node's
             stored result is still current (see :class:`~dbt_cachekeys.CacheSession`).
-        sources: Every source upstream of the node, through all nodes, for freshness TTLs.
+        sources: Every source upstream of the node, through all nodes, for freshness TTLs
+            and data-aware keys.
         problem: Why the node can never be a hit (its file could not be read), or ``None``.
+        inputs: The node's direct inputs, seen through ephemeral models, each with the upstream
+            sources whose new data counts as new data of that input: itself for a source,
+            none for a node that stores its data (its run token tells), every upstream source
+            for a view or other node whose data changes without running.
+        build_after: Its ``freshness.build_after`` (data-aware mode, models only).
     """
 
     unique_id: str
@@ -153,6 +170,8 @@ class NodeKey:
     data_parents: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     problem: str | None = None
+    inputs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    build_after: BuildAfter | None = None
 
     @property
     def is_ephemeral(self) -> bool:
@@ -170,9 +189,11 @@ class KeySet(Mapping[str, NodeKey]):
 
     Attributes:
         nodes: The keys by unique_id, parents before children.
+        data_aware: Whether the keys cover upstream sources' data fingerprints.
     """
 
     nodes: Mapping[str, NodeKey]
+    data_aware: bool = False
 
     def __getitem__(self, unique_id: str) -> NodeKey:
         try:
@@ -198,6 +219,7 @@ def compute_keys(
     vars: Mapping[str, Any] | None = None,
     full_refresh: bool = False,
     cli_args: Sequence[str] = (),
+    fingerprints: Mapping[str, SourceFingerprint] | None = None,
 ) -> KeySet:
     """Compute the cache key of every keyed node of a manifest.
 
@@ -217,6 +239,10 @@ def compute_keys(
         full_refresh: Whether the invocation is a ``--full-refresh``.
         cli_args: Further dbt arguments that can change what is built (``--empty``,
             ``--event-time-start``...), as passed.
+        fingerprints: Data-aware mode: the data fingerprints of the sources upstream of the
+            run, taken before it reads them. Each node's key then covers those of every source
+            upstream of it; a source without a usable fingerprint (or missing here) gets a
+            random token, so its descendants always miss. ``None``: keys cover code only.
 
     Returns:
         The keys, parents before children.
@@ -241,11 +267,13 @@ def compute_keys(
         "full_refresh": full_refresh,
     }
     env_json = canonical_json([SCHEMA_VERSION, env])
+    data = DataInputs(fingerprints) if fingerprints is not None else None
     macros = MacroIndex(manifest.macros)
     keyed = {uid: n for uid, n in manifest.nodes.items() if n.resource_type not in _UNKEYED}
     contents: dict[str, str] = {}
     data_parents: dict[str, tuple[str, ...]] = {}
     sources: dict[str, frozenset[str]] = {}
+    inputs: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
     out: dict[str, NodeKey] = {}
     for uid in _topological(keyed):
         node = keyed[uid]
@@ -253,6 +281,9 @@ def compute_keys(
         text, label, problem = _text(node, read_file)
         macro_pairs, macro_digest = macros.digests(_macro_roots(node, macros))
         upstream = tuple((p, contents.get(p, "")) for p in parents)
+        sources[uid] = _sources(parents, keyed, sources)
+        inputs[uid] = direct_inputs(parents, keyed, inputs, sources)
+        data_inputs = data.of(sources[uid]) if data is not None else ()
         components = Components(
             text=text,
             config=digest_of(
@@ -265,6 +296,7 @@ def compute_keys(
             relation=sha256_hex(node.relation_name or ""),
             macros=macro_pairs,
             upstream=upstream,
+            data=data_inputs,
             **env,
         )
         content = digest_of(
@@ -280,20 +312,28 @@ def compute_keys(
         )
         contents[uid] = content
         data_parents[uid] = _data_parents(parents, keyed, data_parents)
-        sources[uid] = _sources(parents, keyed, sources)
+        key = f"{content}|{env_json}"
+        if data is not None and data_inputs:
+            key += f"|{data.key_part(data_inputs)}"
         out[uid] = NodeKey(
             unique_id=uid,
             resource_type=node.resource_type,
             materialized=node.materialized,
-            key=sha256_hex(f"{content}|{env_json}"),
+            key=sha256_hex(key),
             content=content,
             components=components,
             text_label=label,
             data_parents=data_parents[uid],
             sources=tuple(sorted(sources[uid])),
             problem=problem,
+            inputs=inputs[uid],
+            build_after=(
+                BuildAfter.from_config(node.config)
+                if data is not None and node.resource_type is ResourceType.MODEL
+                else None
+            ),
         )
-    return KeySet(nodes=out)
+    return KeySet(nodes=out, data_aware=data is not None)
 
 
 def _text(node: Node, read_file: FileReader | None) -> tuple[str, str, str | None]:

@@ -31,6 +31,8 @@ class KeyRecord:
         inputs: ``(data parent id, token)`` for each data parent at the time it ran (``None``
             when the parent had no record).
         components: The key's components, to explain a later mismatch.
+        execution_time: dbt's own seconds for the execution, when known: what serving the
+            result instead saves.
         schema_version: The :data:`~dbt_cachekeys.SCHEMA_VERSION` it was written with.
     """
 
@@ -41,6 +43,7 @@ class KeyRecord:
     components: Components
     expires_at: datetime | None = None
     inputs: tuple[tuple[str, str | None], ...] = ()
+    execution_time: float | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> bytes:
@@ -64,6 +67,7 @@ class KeyRecord:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "inputs": dict(self.inputs),
             "components": self.components.to_dict(),
+            "execution_time": self.execution_time,
         }
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
@@ -125,6 +129,9 @@ def _parse(raw: Mapping[str, Any]) -> KeyRecord:
     version = raw["schema_version"]
     if not isinstance(version, int):
         raise TypeError("schema_version must be an integer")
+    seconds = raw.get("execution_time")  # absent in records written before it was kept
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+        raise TypeError("execution_time must be a number")
     return KeyRecord(
         unique_id=text("unique_id"),
         key=text("key"),
@@ -133,5 +140,6 @@ def _parse(raw: Mapping[str, Any]) -> KeyRecord:
         expires_at=moment(raw["expires_at"]) if raw["expires_at"] is not None else None,
         inputs=tuple(sorted(inputs.items())),
         components=Components.from_dict(raw["components"]),
+        execution_time=float(seconds) if seconds is not None else None,
         schema_version=version,
     )

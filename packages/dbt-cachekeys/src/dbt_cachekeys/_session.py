@@ -26,7 +26,7 @@ from typing import Any
 from dbt_graph import SourceFreshness
 
 from dbt_cachekeys._decisions import WILL_RUN, CachePolicy, Decision, lookup
-from dbt_cachekeys._errors import UnresolvedUpstreamError
+from dbt_cachekeys._errors import PolicyError, UnresolvedUpstreamError
 from dbt_cachekeys._freshness import freshness_deadlines
 from dbt_cachekeys._keys import KeySet
 from dbt_cachekeys._records import KeyRecord
@@ -51,6 +51,10 @@ class CacheSession:
         freshness: Source freshness results, used when
             ``policy.use_source_freshness_expiration`` is set.
         new_token: Makes run tokens; random by default.
+
+    Raises:
+        PolicyError: The policy is data-aware and the keys are not (incremental models would be
+            served from keys that cannot see their new input rows).
 
     Example:
         >>> from datetime import UTC, datetime
@@ -84,6 +88,11 @@ class CacheSession:
         self.store = store
         self.selected = frozenset(selected)
         self.policy = policy or CachePolicy()
+        if self.policy.data_aware and not keys.data_aware:
+            raise PolicyError(
+                "CachePolicy(data_aware=True) needs data-aware keys: pass the sources' "
+                "fingerprints to compute_keys(..., fingerprints=executor.source_fingerprints(...))"
+            )
         self._new_token = new_token
         self._deadlines = (
             freshness_deadlines(keys, freshness)
@@ -114,11 +123,14 @@ class CacheSession:
                 self._tokens[unique_id] = record.token
         return decision
 
-    def record_success(self, unique_id: str, *, finished_at: datetime) -> KeyRecord:
+    def record_success(
+        self, unique_id: str, *, finished_at: datetime, execution_time: float | None = None
+    ) -> KeyRecord:
         """Store that ``unique_id`` executed successfully; resolves it with a fresh token.
 
         Call it before its children are checked. The record's ``expires_at`` comes from source
-        freshness when the policy asks for it.
+        freshness when the policy asks for it; ``execution_time`` (dbt's seconds) is kept so a
+        later hit can report the time it saved.
 
         Returns:
             The record written (its ``token`` is a good name for the stored result).
@@ -134,6 +146,7 @@ class CacheSession:
             expires_at=max(deadline, finished_at) if deadline is not None else None,
             inputs=tuple(sorted(inputs.items())),
             components=node_key.components,
+            execution_time=execution_time,
         )
         save_record(self.store, record)
         with self._lock:

@@ -19,12 +19,14 @@ from dbt_graph import (
     NodeResult,
     NodeStatus,
     SelectionError,
+    SourceFingerprint,
     SourceFreshness,
 )
 from filelock import FileLock
 
 from dbt_exec_core._cli_args import lift_vars, validate_extra_cli_args
 from dbt_exec_core._errors import FreshnessError, ManifestResolutionError
+from dbt_exec_core._fingerprints import fingerprint_sources
 from dbt_exec_core._invocation import (
     FULL_REFRESH_COMMANDS,
     NO_SESSION_FLAGS,
@@ -412,6 +414,30 @@ class DbtCoreExecutor:
             raise FreshnessError(f"`dbt source freshness` could not run: {done.error.message}")
         wanted = set(sources)
         return {uid: f for uid, f in done.freshness.items() if uid in wanted}
+
+    def source_fingerprints(
+        self,
+        sources: Sequence[str],
+        *,
+        target: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, SourceFingerprint]:
+        """Fingerprint the data of these sources with one ``dbt show`` query.
+
+        DuckDB and PostgreSQL fingerprint content by default; other adapters use
+        ``max(loaded_at_field)`` and the row count. See :mod:`dbt_exec_core._fingerprints`.
+
+        Returns:
+            A fingerprint for every requested source; ``value=None`` (always changed) for a
+            source that cannot be fingerprinted, with the reason in ``detail``.
+
+        Raises:
+            KeyError: A unique_id is not a source of the manifest.
+            dbt_graph.FingerprintConfigError: A source's ``meta.data_fingerprint`` is unusable.
+        """
+        resolved = self._resolve(target, vars, check=False)
+        submit = self._get_scheduler().submit
+        return fingerprint_sources(sources, resolved=resolved, paths=self._paths, submit=submit)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

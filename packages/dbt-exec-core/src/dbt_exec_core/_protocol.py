@@ -23,6 +23,8 @@ RUN = "run"
 DEPS = "deps"
 PARSE = "parse"
 FRESHNESS = "freshness"
+#: ``dbt show --inline``: its rows come back in ``InvokeDone.info["rows"]``.
+QUERY = "query"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +133,7 @@ class InvokeDone:
         error: Set when dbt raised instead of reporting results (bad flags, compilation error
             in a hook, failed parse...).
         info: Kind-specific data: for ``parse`` the adapter type, DuckDB path and profile
-            threads.
+            threads; for ``query`` the ``rows`` as tuples of text.
         freshness: For ``freshness``: the result per source.
     """
 

@@ -31,10 +31,12 @@ from typing import Any
 from dbt_graph import ErrorInfo, LogLine, NodeResult
 
 from dbt_exec_core import _convert, _speedups
+from dbt_exec_core._fingerprints import forget_inline_nodes, query_rows
 from dbt_exec_core._protocol import (
     DEPS,
     FRESHNESS,
     PARSE,
+    QUERY,
     RUN,
     Cancel,
     Cancelled,
@@ -257,6 +259,9 @@ class Worker:
                 if getattr(item, "node", None) is not None:
                     fresh = _convert.freshness_from_result(item)
                     freshness[fresh.unique_id] = fresh
+        elif invoke.kind == QUERY:
+            forget_inline_nodes(loaded.manifest if loaded is not None else None)
+            info = {"rows": query_rows(payload)}
         elif payload is not None and hasattr(payload, "results"):
             for item in payload.results:
                 node = getattr(item, "node", None)

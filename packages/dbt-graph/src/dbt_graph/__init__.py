@@ -22,6 +22,7 @@ from dbt_graph._errors import (
     ConcurrencyKeyError,
     CycleError,
     DbtGraphError,
+    FingerprintConfigError,
     ManifestError,
     ScheduleError,
     SelectionError,
@@ -40,6 +41,13 @@ from dbt_graph._execution import (
     NodeResult,
     NodeStatus,
     SourceFreshness,
+)
+from dbt_graph._fingerprints import (
+    FINGERPRINT_META_KEY,
+    FingerprintMethod,
+    FingerprintSpec,
+    SourceFingerprint,
+    SourceFingerprinter,
 )
 from dbt_graph._graph import (
     ExecutionPlan,
@@ -65,6 +73,7 @@ from dbt_graph._state import SelectionState
 
 __all__ = [
     "DEFAULT_DURATIONS",
+    "FINGERPRINT_META_KEY",
     "RUNNABLE_TYPES",
     "TEST_TYPES",
     "Column",
@@ -82,6 +91,9 @@ __all__ = [
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
+    "FingerprintConfigError",
+    "FingerprintMethod",
+    "FingerprintSpec",
     "FreshnessStatus",
     "FreshnessThreshold",
     "Group",
@@ -99,6 +111,8 @@ __all__ = [
     "ScheduleError",
     "SelectionError",
     "SelectionState",
+    "SourceFingerprint",
+    "SourceFingerprinter",
     "SourceFreshness",
     "StateError",
     "TestStrategy",

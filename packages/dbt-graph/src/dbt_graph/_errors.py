@@ -8,8 +8,9 @@ The tree::
     │   └── UnknownMethodError     the expression names a method dbt does not have
     ├── StateError             a state:/result:/source_status: selector lacks its artifact
     ├── CycleError             the executable graph has a cycle
-    └── ScheduleError          durations, their history, an order or a concurrency cannot be used
-        └── ConcurrencyKeyError    a concurrency key's selector, limit or name is invalid
+    ├── ScheduleError          durations, their history, an order or a concurrency cannot be used
+    │   └── ConcurrencyKeyError    a concurrency key's selector, limit or name is invalid
+    └── FingerprintConfigError a source's ``meta.data_fingerprint`` is not usable
 
 Every message says what went wrong and what to do next.
 """
@@ -91,3 +92,15 @@ class ConcurrencyKeyError(ScheduleError):
     def __init__(self, message: str, *, selector: str | None = None) -> None:
         self.selector = selector
         super().__init__(message)
+
+
+class FingerprintConfigError(DbtGraphError, ValueError):
+    """A source's ``meta.data_fingerprint`` setting cannot be used.
+
+    Attributes:
+        unique_id: The source.
+    """
+
+    def __init__(self, message: str, *, unique_id: str) -> None:
+        self.unique_id = unique_id
+        super().__init__(f"{unique_id}: {message}")

@@ -259,6 +259,9 @@ class Executor(Protocol):
     of one per-node run (when the executor has it), so an executor can keep per-run resources
     warm between requests and release them on exit (``DbtCoreExecutor`` keeps its streaming
     dbt sessions open).
+
+    Optional: ``source_fingerprints(sources, *, target, vars)``, the data fingerprints behind
+    data-aware caching (see :class:`~dbt_graph.SourceFingerprinter`).
     """
 
     def resolve_manifest(

@@ -30,7 +30,9 @@ from dbt_graph._execution import (
     NodeStatus,
     SourceFreshness,
 )
+from dbt_graph._fingerprints import FingerprintMethod, SourceFingerprint
 from dbt_graph._manifest import Manifest, parse_manifest
+from dbt_graph._nodes import ResourceType
 
 _SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 
@@ -277,9 +279,14 @@ class FakeExecutor:
         fail_times: Fail a node this many times before succeeding (for retry tests).
         delays: Seconds to sleep per unique_id, to shape timing.
         freshness: What :meth:`source_freshness` returns, by source id.
+        fingerprints: What :meth:`source_fingerprints` returns, by source id: a
+            :class:`~dbt_graph.SourceFingerprint`, or a plain value (a ``content`` fingerprint
+            observed at call time). Sources absent here have no usable fingerprint. Change the
+            mapping between calls to script new data.
 
     Attributes:
         requests: Every request received, in order (in this process).
+        fingerprint_calls: The source ids of every :meth:`source_fingerprints` call, in order.
     """
 
     def __init__(
@@ -290,13 +297,16 @@ class FakeExecutor:
         fail_times: Mapping[str, int] | None = None,
         delays: Mapping[str, float] | None = None,
         freshness: Mapping[str, SourceFreshness] | None = None,
+        fingerprints: Mapping[str, SourceFingerprint | str] | None = None,
     ) -> None:
         self.manifest = manifest
         self.outcomes = dict(outcomes or {})
         self.fail_times = dict(fail_times or {})
         self.delays = dict(delays or {})
         self.freshness = dict(freshness or {})
+        self.fingerprints = dict(fingerprints or {})
         self.requests: list[ExecutionRequest] = []
+        self.fingerprint_calls: list[tuple[str, ...]] = []
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -380,6 +390,39 @@ class FakeExecutor:
     ) -> Mapping[str, SourceFreshness]:
         """The scripted freshness of the requested sources that have one."""
         return {s: self.freshness[s] for s in sources if s in self.freshness}
+
+    def source_fingerprints(
+        self,
+        sources: Sequence[str],
+        *,
+        target: str | None = None,
+        vars: Mapping[str, Any] | None = None,
+    ) -> Mapping[str, SourceFingerprint]:
+        """The scripted fingerprint of every requested source (``value=None`` if unscripted).
+
+        Raises:
+            KeyError: A unique_id is not a source of the manifest.
+        """
+        now = datetime.now(UTC)
+        out: dict[str, SourceFingerprint] = {}
+        with self._lock:
+            self.fingerprint_calls.append(tuple(sources))
+        for uid in sources:
+            node = self.manifest.nodes.get(uid)
+            if node is None or node.resource_type is not ResourceType.SOURCE:
+                raise KeyError(f"{uid!r} is not a source of the manifest")
+            scripted = self.fingerprints.get(uid)
+            if isinstance(scripted, SourceFingerprint):
+                out[uid] = scripted
+                continue
+            out[uid] = SourceFingerprint(
+                unique_id=uid,
+                value=scripted,
+                method=FingerprintMethod.CONTENT,
+                observed_at=now,
+                detail=None if scripted is not None else "no scripted fingerprint",
+            )
+        return out
 
     def close(self) -> None:
         """Nothing to release."""
