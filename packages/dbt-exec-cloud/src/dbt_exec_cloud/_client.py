@@ -338,7 +338,7 @@ class CloudClient:
         """One logical request with retries (``recover``: see :mod:`dbt_exec_cloud._sending`)."""
         return send(
             self._http,
-            self._http.build_request(method, path, json=json, params=params),
+            lambda: self._http.build_request(method, path, json=json, params=params),
             retry=self.retry,
             sleep=self._sleep,
             rng=self._rng,

@@ -52,14 +52,16 @@ class _Failure:
 
 def send(
     http: httpx.Client,
-    request: httpx.Request,
+    build: Callable[[], httpx.Request],
     *,
     retry: RetryPolicy,
     sleep: Callable[[float], None],
     rng: random.Random,
     recover: Callable[[], _T | None] | None = None,
 ) -> httpx.Response | _T:
-    """Send ``request`` with retries; return the successful response or what ``recover`` found.
+    """Send the request ``build`` makes, with retries (a fresh one per attempt).
+
+    Returns the successful response, or what ``recover`` found.
 
     Raises:
         DbtCloudError: The translated last failure, once it cannot or may not be retried.
@@ -68,6 +70,7 @@ def send(
     attempt = 0
     while True:
         attempt += 1
+        request = build()
         outcome = _attempt(http, request, attempt)
         if isinstance(outcome, httpx.Response):
             return outcome
