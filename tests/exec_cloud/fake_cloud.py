@@ -8,6 +8,8 @@ scripted outcome per node, with dbt's skip rule for nodes downstream of a failur
 
 Faults are scripted per route with :meth:`FakeDbtCloud.fail`; a fault may act first and then
 lose the answer (``after_acting=True``), which is how lost create responses are simulated.
+:meth:`FakeDbtCloud.chaos` adds seeded random faults on every call, as a fault-injecting
+emulator does. Lists (jobs and runs) are paginated with ``limit``/``offset`` as the real API.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import random
 import re
 import shlex
 import threading
@@ -41,6 +44,8 @@ _IDS = re.compile(r"/\d+")
 _TERMINAL = {10, 20, 30}
 _HUMAN = {1: "Queued", 2: "Starting", 3: "Running", 10: "Success", 20: "Error", 30: "Cancelled"}
 _FAILING = {"error", "fail", "runtime error", "partial success"}
+#: The statuses that leave open whether the service acted (see dbt_exec_cloud._http_errors).
+UNCONFIRMED_STATUSES = (408, 409, 425, 429, 500, 502, 503, 504)
 
 
 @dataclass
@@ -152,7 +157,10 @@ class FakeDbtCloud:
         self.job_manifests: dict[int, bytes] = {}
         self.calls: list[Call] = []
         self.on_request: Callable[[Call], None] | None = None
+        self.injected: list[tuple[str, Fault]] = []
         self._faults: list[tuple[str, re.Pattern[str], list[Fault]]] = []
+        self._chaos: tuple[random.Random, float] | None = None
+        self._interrupt_at: int | None = None
         self._ids = itertools.count(1001)
         self._lock = threading.RLock()
         self.router = self._build_router()
@@ -169,6 +177,30 @@ class FakeDbtCloud:
         ``path_regex`` is matched against the path below ``/api/v2/accounts/<id>``.
         """
         self._faults.append((method, re.compile(path_regex), list(faults)))
+
+    def chaos(self, rng: random.Random, rate: float, *, interrupt_at: int | None = None) -> None:
+        """From now on fail a random ``rate`` of all requests (scripted faults go first).
+
+        A random fault is one of :data:`UNCONFIRMED_STATUSES`, a read timeout or a dropped
+        connection (each before or after acting, at random), or a refused connection (never
+        acted). With ``interrupt_at``, the request with that number (counted from now, from 1)
+        raises ``KeyboardInterrupt`` instead, before or after acting.
+        """
+        with self._lock:
+            self._chaos = (rng, rate)
+            self._interrupt_at = None if interrupt_at is None else len(self.calls) + interrupt_at
+
+    def add_job(
+        self, name: str, *, project_id: int | None = None, environment_id: int | None = None
+    ) -> int:
+        """A job someone else created (or a leftover), straight into the account."""
+        with self._lock:
+            job_id = next(self._ids)
+            job = self._job_json(job_id, {"name": name, "execute_steps": ["dbt run"]})
+            job["project_id"] = project_id or self.project_id
+            job["environment_id"] = environment_id or self.environment_id
+            self.jobs[job_id] = job
+            return job_id
 
     def add_production_job(
         self, job_id: int = PRODUCTION_JOB, *, manifest: bytes | None = None
@@ -263,10 +295,35 @@ class FakeDbtCloud:
 
     def _next_fault(self, method: str, path: str) -> Fault | None:
         with self._lock:
+            fault = None
             for m, pattern, queue in self._faults:
                 if m == method and pattern.search(path) and queue:
-                    return queue.pop(0)
-        return None
+                    fault = queue.pop(0)
+                    break
+            if fault is None:
+                fault = self._random_fault()
+            if fault is not None:
+                self.injected.append((f"{method} {_IDS.sub('/{id}', path)}", fault))
+            return fault
+
+    def _random_fault(self) -> Fault | None:
+        if self._chaos is None:
+            return None
+        rng, rate = self._chaos
+        acted = rng.random() < 0.5
+        if self._interrupt_at is not None and len(self.calls) == self._interrupt_at:
+            return Fault(error=KeyboardInterrupt(), after_acting=acted)
+        if rng.random() >= rate:
+            return None
+        kinds = len(UNCONFIRMED_STATUSES)
+        pick = rng.randrange(kinds + 3)
+        if pick < kinds:
+            return Fault(status=UNCONFIRMED_STATUSES[pick], after_acting=acted)
+        if pick == kinds:
+            return Fault(error=httpx.ReadTimeout("read timed out"), after_acting=acted)
+        if pick == kinds + 1:
+            return Fault(error=httpx.RemoteProtocolError("connection dropped"), after_acting=acted)
+        return Fault(error=httpx.ConnectError("connection refused"))
 
     # Jobs ---------------------------------------------------------------------------------
 
@@ -401,9 +458,14 @@ class FakeDbtCloud:
         runs = list(self.runs.values())
         if "job_definition_id" in params:
             runs = [r for r in runs if r["job_id"] == int(params["job_definition_id"])]
-        runs.sort(key=lambda r: -r["id"])
-        page = [self._run_json(r) for r in runs]
-        extra = {"pagination": {"count": len(page), "total_count": len(page)}}
+        runs.sort(key=lambda r: -r["id"] if params.get("order_by") == "-id" else r["id"])
+        limit = min(int(params.get("limit", 100)), 100)
+        offset = int(params.get("offset", 0))
+        page = [self._run_json(r) for r in runs[offset : offset + limit]]
+        extra = {
+            "filters": {"limit": limit, "offset": offset, "account_id": ACCOUNT},
+            "pagination": {"count": len(page), "total_count": len(runs)},
+        }
         return httpx.Response(200, json=_envelope(page, extra=extra))
 
     def _get_run(self, *, body: Any, params: Any, run_id: str) -> httpx.Response:

@@ -20,9 +20,13 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 def test_every_error_descends_from_the_root() -> None:
     errors = [getattr(dbt_exec_cloud, n) for n in dbt_exec_cloud.__all__ if n.endswith("Error")]
-    assert len(errors) == 14
+    assert len(errors) == 16
     assert all(issubclass(e, dbt_exec_cloud.DbtCloudError) for e in errors)
     assert issubclass(dbt_exec_cloud.RunTimeoutError, TimeoutError)
+    assert issubclass(dbt_exec_cloud.InvalidCliArgsError, ValueError)
+    assert issubclass(dbt_exec_cloud.RateLimitError, dbt_exec_cloud.TransientError)
+    assert issubclass(dbt_exec_cloud.ServerError, dbt_exec_cloud.TransientError)
+    assert issubclass(dbt_exec_cloud.JobNotDeletedWarning, UserWarning)
 
 
 MODULES = [

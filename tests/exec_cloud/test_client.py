@@ -18,6 +18,7 @@ from dbt_exec_cloud import (
     RetryPolicy,
     RunStatus,
     ServerError,
+    TransientError,
 )
 from exec_cloud.fake_cloud import ENVIRONMENT, HOST, PROJECT, TOKEN, FakeDbtCloud, Fault
 
@@ -237,6 +238,24 @@ def test_other_4xx_fail_fast_without_retrying(
     assert fake.routes() == ["GET /runs/{id}/"]
 
 
+@pytest.mark.parametrize("status", [408, 409, 425])
+def test_gateway_4xx_are_retried_and_raise_transient_error_when_they_persist(
+    credentials, fake, fake_time, status
+) -> None:
+    fake.fail("GET", r"^/runs/\d+/$", *[Fault(status=status)] * 3)
+    policy = RetryPolicy(max_attempts=3, jitter=0.0)
+    with (
+        CloudClient(
+            credentials, retry=policy, transport=fake.transport(), sleep=fake_time.sleep
+        ) as client,
+        pytest.raises(TransientError, match="after 3 attempt") as caught,
+    ):
+        client.get_run(1)
+    assert type(caught.value) is TransientError
+    assert caught.value.status_code == status
+    assert fake_time.sleeps == [1.0, 2.0]
+
+
 def test_a_400_names_the_fields_dbt_cloud_rejected(client: CloudClient) -> None:
     with pytest.raises(InvalidRequestError) as caught:
         client.create_job(
@@ -282,6 +301,27 @@ def test_lost_create_answer_is_recovered_by_name(client: CloudClient, fake) -> N
     assert fake.routes() == ["POST /jobs/", "GET /jobs/"]
 
 
+@pytest.mark.parametrize("status", [408, 409, 425, 429])
+def test_a_create_answered_with_a_gateway_4xx_after_acting_is_recovered_by_name(
+    client: CloudClient, fake, status
+) -> None:
+    # A 429 (or 408/409/425) can come from a gateway after the job was created.
+    fake.fail("POST", r"^/jobs/$", Fault(status=status, after_acting=True))
+    job = client.create_job(
+        project_id=PROJECT, environment_id=ENVIRONMENT, name="unique-3", execute_steps=["dbt run"]
+    )
+    assert [j["id"] for j in fake.active_jobs()] == [job.id]
+    assert fake.routes() == ["POST /jobs/", "GET /jobs/"]
+
+
+def test_a_trigger_answered_429_after_acting_adopts_the_run(client: CloudClient, fake) -> None:
+    job = make_job(client)
+    fake.fail("POST", r"/run/$", Fault(status=429, after_acting=True))
+    run = client.trigger_run(job, cause="test")
+    assert list(fake.runs) == [run.id]
+    assert fake.routes()[-2:] == ["POST /jobs/{id}/run/", "GET /runs/"]
+
+
 def test_create_refused_before_acting_is_sent_again(client: CloudClient, fake) -> None:
     fake.fail("POST", r"^/jobs/$", Fault(status=503))
     client.create_job(
@@ -317,6 +357,27 @@ def test_find_jobs_pages_until_it_finds_the_name_and_checks_it_exactly(credentia
         found = client.find_jobs(name="wanted", project_id=1, environment_id=2)
     assert [j.id for j in found] == [0]
     assert pages == [0, 100, 200]
+
+
+def test_list_jobs_returns_every_job_starting_with_the_prefix_across_pages(credentials) -> None:
+    # A deployment that ignores the name filter: ours are spread over three pages.
+    jobs = [
+        {"id": i, "name": f"other-{i}", "project_id": 1, "environment_id": 2} for i in range(250)
+    ]
+    for i in (3, 120, 249):
+        jobs[i]["name"] = f"build-abc-run-{i}"
+    jobs[7]["name"] = "copy of build-abc-run-7"
+    jobs[8].update(name="build-abc-run-8", environment_id=99)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        offset, limit = int(request.url.params["offset"]), int(request.url.params["limit"])
+        ordered = sorted(jobs, key=lambda j: -j["id"])
+        extra = {"pagination": {"count": limit, "total_count": len(jobs)}}
+        return httpx.Response(200, json={"data": ordered[offset : offset + limit], "extra": extra})
+
+    with CloudClient(credentials, transport=httpx.MockTransport(serve)) as client:
+        found = client.list_jobs(name_prefix="build-abc-", project_id=1, environment_id=2)
+    assert sorted(j.id for j in found) == [3, 120, 249]
 
 
 def test_artifacts_that_do_not_exist_raise_artifact_not_found(client: CloudClient) -> None:

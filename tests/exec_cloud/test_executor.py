@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import threading
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dbt_exec_cloud import DbtCloudCredentials, DbtCloudExecutor, RetryPolicy
+from dbt_exec_cloud import DbtCloudCredentials, DbtCloudExecutor, JobNotDeletedWarning, RetryPolicy
 from dbt_exec_cloud._artifacts import NOT_REPORTED
 from dbt_graph import Command, ExecutionRequest, NodeStatus, node_selector
 from exec_cloud.fake_cloud import HOST, FakeDbtCloud, Fault
@@ -58,7 +59,9 @@ def test_happy_path_creates_triggers_polls_reads_and_deletes_in_order(
     assert create.body["project_id"] == 10 and create.body["environment_id"] == 20
     (step,) = create.body["execute_steps"]
     assert step == "dbt run --select fqn:shop.marts.orders,resource_type:model"
-    assert create.body["name"].startswith("prefect-orchestrator-run-orders-")
+    assert re.fullmatch(
+        r"prefect-orchestrator-[0-9a-f]{12}-run-orders-[0-9a-f]{12}", create.body["name"]
+    )
     assert "settings" not in create.body
     assert trigger.body == {"cause": "prefect-orchestrator: dbt run orders"}
     assert fake_time.sleeps == [10.0, 10.0]
@@ -98,7 +101,9 @@ def test_a_set_of_nodes_runs_in_one_job_selecting_exactly_those(
     # dbt ran exactly these: no tests of stg_orders were added indirectly.
     assert sorted(fake.reported()[-1]) == sorted(uids)
     (name,) = (c.body["name"] for c in fake.calls if c.route == "POST /jobs/")
-    assert name.startswith("prefect-orchestrator-build-raw_orders-and-3-more-")
+    assert re.fullmatch(
+        r"prefect-orchestrator-[0-9a-f]{12}-build-raw_orders-and-3-more-\w{12}", name
+    )
     assert list(result.results) == [RAW_ORDERS, STG_ORDERS, UNIQUE_TEST, SNAPSHOT]
     assert result.results[UNIQUE_TEST].status is NodeStatus.PASS
     assert result.success
@@ -363,20 +368,26 @@ def test_interrupt_during_trigger_cancels_a_run_that_started(
     assert fake.active_jobs() == []
 
 
-def test_a_failed_delete_is_retried_on_close(
+def test_a_failed_delete_is_reported_naming_job_and_account_then_retried_on_close(
     make_executor, fake: FakeDbtCloud, caplog: pytest.LogCaptureFixture
 ) -> None:
     executor = make_executor(retry=RetryPolicy(max_attempts=1, jitter=0.0))
     executor.resolve_manifest()
     fake.fail("DELETE", r"^/jobs/\d+/$", Fault(status=500))
 
-    result = executor.execute(request(fake, Command.RUN, ORDERS))
+    with pytest.warns(JobNotDeletedWarning) as warned:
+        result = executor.execute(request(fake, Command.RUN, ORDERS))
 
     assert result.success
-    assert len(fake.active_jobs()) == 1
-    assert "Could not delete the ephemeral dbt Cloud job" in caplog.text
+    (job,) = fake.active_jobs()
+    (warning,) = warned
+    assert f"dbt Cloud job {job['id']} ({job['name']}) of account 1 could not be deleted" in str(
+        warning.message
+    )
+    assert "tried again when the build's sweep runs" in str(warning.message)
     executor.close()
     assert fake.active_jobs() == []
+    assert f"deleted 1 leftover job(s) [{job['id']}]" in caplog.text
 
 
 # API errors ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,9 @@ def test_without_defer_an_ephemeral_compile_job_builds_it(
     assert fake.routes() == COMPILE
     assert fake.steps() == ["dbt compile"]
     (create,) = (c for c in fake.calls if c.route == "POST /jobs/")
-    assert create.body["name"].startswith("prefect-orchestrator-compile-")
+    assert re.fullmatch(
+        r"prefect-orchestrator-[0-9a-f]{12}-compile-[0-9a-f]{12}", create.body["name"]
+    )
     assert fake.active_jobs() == []
     assert path.is_relative_to(tmp_path / "manifests")
     assert path.read_bytes() == fake.manifest_bytes

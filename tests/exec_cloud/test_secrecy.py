@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import pickle
 import traceback
+import warnings
 
 import httpx
 import pytest
-from dbt_exec_cloud import CloudClient, DbtCloudError, RetryPolicy
+from dbt_exec_cloud import CloudClient, DbtCloudError, InvalidCliArgsError, RetryPolicy
 from dbt_graph import Command, ExecutionRequest
 from exec_cloud.fake_cloud import TOKEN, FakeDbtCloud, Fault
 
@@ -78,3 +79,26 @@ def test_token_is_not_in_raised_errors_or_their_tracebacks(credentials, fake, fa
     assert TOKEN not in text
     assert TOKEN not in repr(caught.value.__dict__)
     assert TOKEN.encode() not in pickle.dumps(caught.value)
+
+
+def test_token_is_not_in_sweep_logs_or_undeleted_job_warnings(
+    make_executor, fake: FakeDbtCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    executor = make_executor(retry=RetryPolicy(max_attempts=1, jitter=0.0))
+    node = fake.manifest.node("model.shop.orders")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with executor.run_scope():
+            executor.resolve_manifest()
+            fake.fail("DELETE", r"^/jobs/\d+/$", Fault(status=500), Fault(status=500))
+            executor.execute(ExecutionRequest(command=Command.RUN, nodes=(node,)))
+            fake.fail("GET", r"^/jobs/$", Fault(status=503))
+    with pytest.raises(InvalidCliArgsError) as refused:
+        executor.validate_extra_args(["--profiles-dir", "/secrets"])
+
+    assert len(warned) == 2  # the failed deletion, then the sweep's failed retry
+    assert "Could not list the dbt Cloud jobs" in caplog.text
+    assert "deleted 0 leftover job(s)" in caplog.text  # its one deletion failed again
+    texts = [str(w.message) for w in warned] + [_everything_logged(caplog), str(refused.value)]
+    assert all(TOKEN not in text for text in texts)

@@ -23,7 +23,9 @@ from dbt_exec_cloud._errors import (
     CloudConnectionError,
     ConfigurationError,
     DbtCloudError,
+    InvalidCliArgsError,
     InvalidRequestError,
+    JobNotDeletedWarning,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -31,6 +33,7 @@ from dbt_exec_cloud._errors import (
     RunFailedError,
     RunTimeoutError,
     ServerError,
+    TransientError,
 )
 from dbt_exec_cloud._executor import DbtCloudExecutor
 from dbt_exec_cloud._models import Job, Run, RunStatus
@@ -46,8 +49,10 @@ __all__ = [
     "DbtCloudCredentials",
     "DbtCloudError",
     "DbtCloudExecutor",
+    "InvalidCliArgsError",
     "InvalidRequestError",
     "Job",
+    "JobNotDeletedWarning",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -59,4 +64,5 @@ __all__ = [
     "RunTimeoutError",
     "Secret",
     "ServerError",
+    "TransientError",
 ]

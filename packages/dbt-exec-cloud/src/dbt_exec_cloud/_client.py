@@ -1,21 +1,21 @@
 """A small client for the dbt Cloud Administrative API v2, with retries built in.
 
-Every call goes through :meth:`CloudClient._call`, which is also the one place where httpx errors
-and error statuses become :mod:`dbt_exec_cloud._errors` types.
+Every call goes through :func:`dbt_exec_cloud._sending.send`, the one place that retries and
+where httpx errors and error statuses become :mod:`dbt_exec_cloud._errors` types.
 
-Calls that change state are made safe to repeat: a ``POST`` whose answer was lost (a read
-timeout, a dropped connection, a 5xx from a gateway) may still have been carried out, so before
-sending it again the client asks dbt Cloud whether it was (the job with our unique name, the run
-of our job) and adopts what it finds. A lost answer therefore never creates a second job or run.
+Calls that change state are made safe to repeat: a ``POST`` whose outcome was not confirmed (a
+read timeout, a dropped connection, any 5xx, or a 408, 409, 425 or 429 that a gateway may give
+after the service acted) may still have been carried out, so before sending it again the client
+asks dbt Cloud whether it was (the job with our unique name, the run of our job) and adopts what
+it finds. A lost answer therefore never creates a second job or run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -24,19 +24,12 @@ import httpx
 from dbt_exec_cloud._credentials import DbtCloudCredentials
 from dbt_exec_cloud._errors import (
     ArtifactNotFoundError,
-    AuthenticationError,
-    CloudAPIError,
-    CloudConnectionError,
-    DbtCloudError,
-    InvalidRequestError,
     NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
     ResponseError,
-    ServerError,
 )
-from dbt_exec_cloud._models import Job, Run, envelope, parse_job, parse_run, user_message
-from dbt_exec_cloud._retry import RetryPolicy, parse_retry_after
+from dbt_exec_cloud._models import Job, Run, envelope, parse_job, parse_run
+from dbt_exec_cloud._retry import RetryPolicy
+from dbt_exec_cloud._sending import send
 
 logger = logging.getLogger("dbt_exec_cloud")
 
@@ -46,8 +39,9 @@ _T = TypeVar("_T")
 _PAGE_SIZE = 100
 #: Pages scanned when looking a job up by name (the newest come first, so this is plenty).
 _MAX_PAGES = 20
-#: Transport errors raised before the request left this machine: the server cannot have acted.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+#: Pages scanned when listing every job with a name prefix (only matters if the service ignores
+#: the name filter: then it is the 10,000 newest jobs of the project).
+_MAX_LIST_PAGES = 100
 
 
 def _user_agent() -> str:
@@ -60,9 +54,9 @@ def _user_agent() -> str:
 class CloudClient:
     """The dbt Cloud v2 calls an ephemeral-job executor needs.
 
-    It is thread-safe (one pooled ``httpx.Client``), retries 429, 5xx and connection errors with
-    backoff and jitter within :class:`RetryPolicy`, honours ``Retry-After``, and fails fast on
-    other 4xx with a message that says what to check.
+    It is thread-safe (one pooled ``httpx.Client``), retries 408, 409, 425, 429, 5xx and
+    connection errors with backoff and jitter within :class:`RetryPolicy`, honours
+    ``Retry-After``, and fails fast on other 4xx with a message that says what to check.
 
     Args:
         credentials: Account, API key and host.
@@ -176,33 +170,72 @@ class CloudClient:
         dbt Cloud's name filter is a substring match and some deployments ignore it, so the
         match is checked here; at most 2,000 jobs are scanned.
         """
+        found: list[Job] = []
+        for page in self._job_pages(name, project_id, environment_id, _MAX_PAGES):
+            found.extend(j for j in page if j.name == name)
+            if found:
+                break
+        return tuple(found)
+
+    def list_jobs(
+        self,
+        *,
+        name_prefix: str,
+        project_id: int | None = None,
+        environment_id: int | None = None,
+    ) -> tuple[Job, ...]:
+        """Every job whose name starts with ``name_prefix`` (``GET /jobs/``, all pages).
+
+        The prefix is checked here, not only by dbt Cloud's substring filter, so a job whose
+        name merely contains it is never listed.
+
+        Example:
+            >>> with CloudClient(creds) as client:  # doctest: +SKIP
+            ...     leftovers = client.list_jobs(name_prefix="prefect-orchestrator-3f9c2a7e1b04-")
+        """
+        seen: dict[int, Job] = {}
+        for page in self._job_pages(name_prefix, project_id, environment_id, _MAX_LIST_PAGES):
+            for job in page:
+                if job.name.startswith(name_prefix):
+                    seen.setdefault(job.id, job)  # a job created meanwhile shifts the pages
+        return tuple(seen.values())
+
+    def _job_pages(
+        self, name: str, project_id: int | None, environment_id: int | None, max_pages: int
+    ) -> Iterator[list[Job]]:
+        """Pages of jobs filtered by ``name`` (substring), project and environment, newest first."""
         params: dict[str, Any] = {"order_by": "-id", "limit": _PAGE_SIZE, "name__icontains": name}
         if project_id is not None:
             params["project_id"] = project_id
         if environment_id is not None:
             params["environment_id"] = environment_id
-        found: list[Job] = []
-        for page in range(_MAX_PAGES):
+        for page in range(max_pages):
             params["offset"] = page * _PAGE_SIZE
             data, extra = envelope(self._json(self._call("GET", "/jobs/", params=params)), "list")
             if not isinstance(data, list):
                 raise ResponseError("dbt Cloud returned a job list that is not a list")
             jobs = [parse_job(item) for item in data]
-            found.extend(
+            yield [
                 j
                 for j in jobs
-                if j.name == name
-                and (project_id is None or j.project_id in (None, project_id))
+                if (project_id is None or j.project_id in (None, project_id))
                 and (environment_id is None or j.environment_id in (None, environment_id))
-            )
+            ]
             seen = params["offset"] + len(jobs)
             total = (extra.get("pagination") or {}).get("total_count")
-            if found or len(jobs) < _PAGE_SIZE or (total is not None and seen >= total):
-                break
-        return tuple(found)
+            if len(jobs) < _PAGE_SIZE or (total is not None and seen >= total):
+                return
+        logger.warning(
+            "Stopped listing dbt Cloud jobs matching %r after %d pages; more may exist",
+            name,
+            max_pages,
+        )
 
     def delete_job(self, job_id: int) -> None:
-        """Delete a job (``DELETE /jobs/{id}/``); a job that is already gone is not an error."""
+        """Delete a job (``DELETE /jobs/{id}/``); a job that is already gone is not an error.
+
+        So a retry after a lost answer (the first attempt deleted it) succeeds too.
+        """
         try:
             self._call("DELETE", f"/jobs/{job_id}/")
         except NotFoundError:
@@ -302,58 +335,15 @@ class CloudClient:
         params: Mapping[str, Any] | None = None,
         recover: Callable[[], _T | None] | None = None,
     ) -> httpx.Response | _T:
-        """Send one logical request with retries; return the successful response.
-
-        ``recover`` is for non-idempotent calls: after an answer that may have been lost after
-        the server acted, it is asked for the result that call produced, and its non-``None``
-        answer is returned instead of sending the request again.
-        """
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            request = self._http.build_request(method, path, json=json, params=params)
-            retry_after: float | None = None
-            maybe_acted = False
-            try:
-                response = self._http.send(request)
-            except httpx.TransportError as exc:
-                failure: DbtCloudError = _error_for_transport(exc, request, attempt)
-                maybe_acted = not isinstance(exc, _NOT_SENT)
-                reason = type(exc).__name__
-            else:
-                logger.debug("%s %s -> %s", method, request.url.path, response.status_code)
-                if response.is_success:
-                    return response
-                failure = _error_for_response(response, attempt)
-                if response.status_code == 429 or response.status_code >= 500:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                    maybe_acted = response.status_code >= 500
-                    reason = f"HTTP {response.status_code}"
-                else:
-                    raise failure
-            if maybe_acted and recover is not None:
-                found = recover()
-                if found is not None:
-                    return found
-            if attempt >= self.retry.max_attempts:
-                raise failure
-            delay = (
-                retry_after if retry_after is not None else self.retry.backoff(attempt, self._rng)
-            )
-            if waited + delay > self.retry.max_total_delay:
-                raise failure
-            logger.warning(
-                "dbt Cloud %s %s failed (%s); retrying in %.1f s (attempt %d of %d)",
-                method,
-                request.url.path,
-                reason,
-                delay,
-                attempt + 1,
-                self.retry.max_attempts,
-            )
-            self._sleep(delay)
-            waited += delay
+        """One logical request with retries (``recover``: see :mod:`dbt_exec_cloud._sending`)."""
+        return send(
+            self._http,
+            lambda: self._http.build_request(method, path, json=json, params=params),
+            retry=self.retry,
+            sleep=self._sleep,
+            rng=self._rng,
+            recover=recover,
+        )
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
@@ -369,67 +359,3 @@ class CloudClient:
     def _data(self, response: httpx.Response, what: str) -> Any:
         data, _ = envelope(self._json(response), what)
         return data
-
-
-def _error_for_transport(
-    exc: httpx.TransportError, request: httpx.Request, attempts: int
-) -> CloudConnectionError:
-    """Translate an httpx transport error (the message names the URL, never a header)."""
-    kind = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "failed"
-    return CloudConnectionError(
-        f"{request.method} {request.url} {kind} after {attempts} attempt(s) "
-        f"({type(exc).__name__}: {exc or 'no detail'}). Check the credentials' domain, the "
-        "network and https://status.getdbt.com.",
-        method=request.method,
-        url=str(request.url),
-    )
-
-
-def _error_for_response(response: httpx.Response, attempts: int) -> CloudAPIError:
-    """Translate an error status into the matching :class:`CloudAPIError` subclass."""
-    request = response.request
-    code = response.status_code
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    said = user_message(body)
-    details = body.get("data") if isinstance(body, dict) else None
-    told = [said.rstrip(". ")] if said else []
-    if isinstance(details, dict) and details:
-        told.append(json.dumps(details, sort_keys=True, default=str))
-    heard = f"HTTP {code} to {request.method} {request.url}"
-    if told:
-        heard += f" ({'; '.join(told)})"
-    kind: type[CloudAPIError]
-    if code == 401:
-        kind, advice = AuthenticationError, "check the API key / account id"
-    elif code == 403:
-        kind, advice = (
-            PermissionDeniedError,
-            "the API key lacks permission; use a service token with Job Admin permission on "
-            "this project",
-        )
-    elif code == 404:
-        kind, advice = NotFoundError, "check project/environment/job ids and the account id"
-    elif code == 429:
-        kind, advice = (
-            RateLimitError,
-            f"still rate-limited after {attempts} attempt(s); run fewer nodes at once or "
-            "raise the retry budget",
-        )
-    elif code >= 500:
-        kind, advice = (
-            ServerError,
-            f"dbt Cloud kept failing after {attempts} attempt(s); check "
-            "https://status.getdbt.com and try again",
-        )
-    else:
-        kind, advice = InvalidRequestError, "dbt Cloud refused the request as invalid"
-    return kind(
-        f"dbt Cloud answered {heard}: {advice}.",
-        status_code=code,
-        method=request.method,
-        url=str(request.url),
-        user_message=said,
-    )

@@ -4,18 +4,23 @@ The tree::
 
     DbtCloudError                  root of everything this package raises
     ├── ConfigurationError         a constructor argument or a requested source is invalid
+    │   └── InvalidCliArgsError        an extra dbt flag that makes no sense in a job step
     ├── CloudAPIError              dbt Cloud answered with an error status
-    │   ├── InvalidRequestError        400/405/409/422: the payload was refused
+    │   ├── InvalidRequestError        400/405/422 and other 4xx: the payload was refused
     │   ├── AuthenticationError        401: wrong API key or account id
     │   ├── PermissionDeniedError      403: the key may not do this
     │   ├── NotFoundError              404: wrong project, environment, job or run id
     │   │   └── ArtifactNotFoundError      the run or job has no such artifact
-    │   ├── RateLimitError             429, still refused when the retry budget ran out
-    │   └── ServerError                5xx, still failing when the retry budget ran out
+    │   └── TransientError             408/409/425: an answer that may pass, still given when
+    │       │                          the retry budget ran out
+    │       ├── RateLimitError             429, still refused when the retry budget ran out
+    │       └── ServerError                5xx, still failing when the retry budget ran out
     ├── CloudConnectionError       no answer: DNS, refused connection, request timeout
     ├── ResponseError              the answer was not the JSON dbt Cloud documents
     ├── RunFailedError             a run the executor needed (compile, freshness) did not succeed
     └── RunTimeoutError            a run did not finish in time (also a :class:`TimeoutError`)
+
+One warning, :class:`JobNotDeletedWarning`, reports an ephemeral job that could not be deleted.
 
 Messages say what to do next. They never contain the API key: errors carry the method, URL
 (which holds the account id, not the key) and dbt Cloud's own ``user_message``. Every error
@@ -31,6 +36,18 @@ class DbtCloudError(Exception):
 
 class ConfigurationError(DbtCloudError, ValueError):
     """A constructor argument or a requested source is invalid."""
+
+
+class InvalidCliArgsError(ConfigurationError):
+    """An extra dbt flag that makes no sense in a dbt Cloud job step; the message says what to use.
+
+    Attributes:
+        flag: The flag, in its canonical spelling (``--select`` also for ``-s``).
+    """
+
+    def __init__(self, message: str, *, flag: str | None = None) -> None:
+        super().__init__(message)
+        self.flag = flag
 
 
 class CloudAPIError(DbtCloudError):
@@ -60,7 +77,7 @@ class CloudAPIError(DbtCloudError):
 
 
 class InvalidRequestError(CloudAPIError):
-    """dbt Cloud refused the payload (400, 405, 409, 422 and other 4xx)."""
+    """dbt Cloud refused the payload (400, 405, 422 and other 4xx)."""
 
 
 class AuthenticationError(CloudAPIError):
@@ -79,11 +96,20 @@ class ArtifactNotFoundError(NotFoundError):
     """The run or job has no such artifact (the step never wrote it, or the run had none)."""
 
 
-class RateLimitError(CloudAPIError):
+class TransientError(CloudAPIError):
+    """408, 409, 425 (and, as subclasses, 429 and 5xx): answers that usually pass on a retry.
+
+    Raised when they were still given when the retry budget ran out. They are also the answers
+    a gateway may give after dbt Cloud carried a request out, which is why the client checks
+    whether a create or trigger happened before sending it again.
+    """
+
+
+class RateLimitError(TransientError):
     """429: dbt Cloud kept rate-limiting the requests until the retry budget ran out."""
 
 
-class ServerError(CloudAPIError):
+class ServerError(TransientError):
     """5xx: dbt Cloud kept failing until the retry budget ran out."""
 
 
@@ -149,3 +175,12 @@ class RunTimeoutError(DbtCloudError, TimeoutError):
         self.run_id = run_id
         self.timeout_seconds = timeout_seconds
         self.href = href
+
+
+class JobNotDeletedWarning(UserWarning):
+    """An ephemeral dbt Cloud job could not be deleted within the retry budget.
+
+    The message names the job id and the account, and says whether the executor tries again
+    (the sweep at the end of the build, or :meth:`~dbt_exec_cloud.DbtCloudExecutor.close`) or
+    the job must be deleted by hand under Deploy -> Jobs.
+    """

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from dbt_graph import (
     ExecutionRequest,
     ExecutionResult,
     Manifest,
-    ManifestError,
+    Node,
     ResourceType,
     SourceFreshness,
 )
@@ -26,27 +27,25 @@ from dbt_exec_cloud._credentials import DbtCloudCredentials
 from dbt_exec_cloud._errors import (
     ConfigurationError,
     DbtCloudError,
-    ResponseError,
-    RunFailedError,
 )
+from dbt_exec_cloud._flags import check_extra_args
 from dbt_exec_cloud._jobs import JobOutcome, JobSpec, Polling, run_ephemeral_job
 from dbt_exec_cloud._manifests import (
     default_cache_dir,
-    load_cached,
     manifest_path,
-    write_atomically,
+    read_manifest,
+    store_manifest,
 )
-from dbt_exec_cloud._models import RunStatus
 from dbt_exec_cloud._outcomes import (
-    ended,
+    compiled_manifest,
     error_info,
     execution_result,
     failed_result,
     now,
     require_artifact,
-    see,
 )
 from dbt_exec_cloud._retry import RetryPolicy
+from dbt_exec_cloud._scopes import Owners, new_owner, owner_prefix, sweep
 from dbt_exec_cloud._steps import dbt_step, job_name, selectors_for
 
 logger = logging.getLogger("dbt_exec_cloud")
@@ -70,7 +69,9 @@ class DbtCloudExecutor:
     triggers it (with a ``cause``), polls until the run ends, reads the run's
     ``run_results.json`` and deletes the job. The job is deleted in every case — also on API
     errors, run timeouts (the run is cancelled first), ``KeyboardInterrupt``, and when dbt Cloud
-    created the job but its answer was lost.
+    created the job but its answer was lost. Inside :meth:`run_scope` (one build), every job is
+    named after the build, and leaving the scope deletes any job of the build still there;
+    :meth:`close` does the same for jobs made outside a scope.
 
     The executor pickles without its HTTP client (rebuilt lazily), so it works under thread
     pools, process pools and Dask. Calls from many threads share one connection pool; a waiting
@@ -152,6 +153,10 @@ class DbtCloudExecutor:
         self._sleep = sleep
         self._clock = clock
         self._manifest_paths: set[Path] = set()
+        # Shared with pickled copies: which executor they come from, and the build they were
+        # made in (see dbt_exec_cloud._scopes).
+        self._family = new_owner()
+        self._inherited_scope: str | None = None
         self._init_local_state()
 
     def _init_local_state(self) -> None:
@@ -159,12 +164,13 @@ class DbtCloudExecutor:
         self._client: CloudClient | None = None
         self._client_lock = threading.Lock()
         self._manifest_lock = threading.RLock()
-        self._undeleted: set[int] = set()
+        self._owners = Owners(self._family, self._inherited_scope)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_client", "_client_lock", "_manifest_lock", "_undeleted"):
+        for key in ("_client", "_client_lock", "_manifest_lock", "_owners"):
             del state[key]
+        state["_inherited_scope"] = self._owners.for_copy()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -219,14 +225,7 @@ class DbtCloudExecutor:
         with self._manifest_lock:
             if path in self._manifest_paths and path.is_file():
                 return path
-            content = self._fetch_manifest(target, vars)
-            try:
-                write_atomically(path, content)
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"cannot write the manifest to {path}: {exc}. Pass a writable manifest_dir."
-                ) from None
-            self._load(path)
+            store_manifest(path, self._fetch_manifest(target, vars))
             self._manifest_paths.add(path)
         logger.info("dbt Cloud manifest saved to %s", path)
         return path
@@ -253,7 +252,7 @@ class DbtCloudExecutor:
                 full_refresh=request.full_refresh,
                 indirect_selection="empty" if request.command in _TESTING else None,
                 vars=request.vars,
-                extra_args=request.extra_args,
+                extra_args=check_extra_args(request.extra_args, warn=False),
             )
             timeout = self.timeout_seconds
             if request.timeout_seconds is not None:
@@ -262,7 +261,7 @@ class DbtCloudExecutor:
             more = f" and {len(request.nodes) - 1} more" if len(request.nodes) > 1 else ""
             outcome = self._run(
                 JobSpec(
-                    name=job_name(self.job_name_prefix, command, request.nodes),
+                    name=self._job_name(command, request.nodes),
                     step=step,
                     cause=f"{self.job_name_prefix}: dbt {command} {first}{more}",
                     artifact="run_results.json",
@@ -305,7 +304,7 @@ class DbtCloudExecutor:
         )
         outcome = self._run(
             JobSpec(
-                name=job_name(self.job_name_prefix, "freshness", nodes),
+                name=self._job_name("freshness", nodes),
                 step=step,
                 cause=f"{self.job_name_prefix}: dbt source freshness of {len(nodes)} source(s)",
                 artifact="sources.json",
@@ -318,29 +317,72 @@ class DbtCloudExecutor:
         return {uid: reported[uid] for uid in dict.fromkeys(sources) if uid in reported}
 
     def close(self) -> None:
-        """Delete jobs whose deletion failed earlier, then close the HTTP client.
+        """Delete this object's leftover jobs (the sweep), then close the HTTP client.
 
-        Safe to call twice; the executor can be used again afterwards. Call it when no
-        :meth:`execute` is running on this object.
+        The sweep deletes every job this object created outside :meth:`run_scope` that is
+        still there, and retries deletions that failed earlier. Safe to call twice; the
+        executor can be used again afterwards. Call it when no :meth:`execute` is running on
+        this object.
         """
         with self._client_lock:
             client, self._client = self._client, None
         if client is None:
             return
-        for job_id in sorted(self._undeleted):
+        try:
+            if self._owners.home_used or self._owners.undeleted:
+                self._sweep(client, self._owners.home, "executor")
+        finally:
+            client.close()
+
+    # Builds ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def run_scope(self) -> Iterator[None]:
+        """Run one build: its jobs are named after it, and its leftovers deleted at the end.
+
+        Jobs created inside the scope, also by copies pickled inside it for process pools or
+        Dask, carry a name prefix unique to this build: ``<job_name_prefix>-<12 hex>-``. On
+        leaving the scope, normally or by an exception, ``KeyboardInterrupt`` and cancellation
+        included, a sweep lists the account's jobs with that prefix and deletes every one still
+        there (cancelling a run it still has). The number deleted is logged: 0 in a healthy
+        build. Concurrent scopes, in threads of one executor or in several executors, have
+        prefixes of their own, so a sweep never touches another build's jobs.
+
+        Example:
+            >>> with executor.run_scope():  # doctest: +SKIP
+            ...     for request in requests:
+            ...         executor.execute(request)
+        """
+        with self._owners.scope() as owner:
             try:
-                client.delete_job(job_id)
-            except DbtCloudError as exc:
-                logger.error(
-                    "dbt Cloud job %s is still not deleted (%s); delete it under Deploy -> Jobs",
-                    job_id,
-                    exc,
-                )
-            else:
-                self._undeleted.discard(job_id)
-        client.close()
+                yield
+            finally:
+                self._sweep(self.client, owner, "build")
+
+    def validate_extra_args(self, args: Sequence[str]) -> tuple[str, ...]:
+        """Check extra dbt flags for the job step; return them as a tuple.
+
+        Refused (with what to use instead): node selection (``--select``, ``--models``,
+        ``--exclude``, ``--selector``, ``--indirect-selection``), what dbt Cloud provides
+        (``--project-dir``, ``--profiles-dir``, ``--profile``, ``--target-path``,
+        ``--log-path``, ``--log-level``, ``--state``, ``--defer-state``) and flags with a
+        parameter of their own (``--threads``, ``--target``, ``--full-refresh``).
+        ``--resource-type``, ``--exclude-resource-type`` and ``--fail-fast`` pass with a logged
+        warning; anything else passes unchanged.
+
+        Raises:
+            InvalidCliArgsError: A refused flag (a ``ValueError``); the message says what to use.
+
+        Example:
+            >>> executor.validate_extra_args(["--vars", "{day: mon}"])  # doctest: +SKIP
+            ('--vars', '{day: mon}')
+        """
+        return check_extra_args(args)
 
     # Helpers ----------------------------------------------------------------------------
+
+    def _job_name(self, command: str, nodes: Sequence[Node] = ()) -> str:
+        return job_name(f"{self.job_name_prefix}-{self._owners.current()}", command, nodes)
 
     def _run(self, spec: JobSpec) -> JobOutcome:
         return run_ephemeral_job(
@@ -351,7 +393,20 @@ class DbtCloudExecutor:
             polling=Polling(
                 interval=self.poll_frequency_seconds, sleep=self._sleep, clock=self._clock
             ),
-            on_undeleted=self._undeleted.add,
+            on_undeleted=self._owners.note_undeleted,
+        )
+
+    def _sweep(self, client: CloudClient, owner: str, what: str) -> None:
+        prefix = owner_prefix(self.job_name_prefix, owner)
+        # Closing takes every failed deletion of this object; a build takes its own.
+        known = self._owners.take_undeleted(None if what == "executor" else prefix)
+        sweep(
+            client,
+            prefix=prefix,
+            project_id=self.project_id,
+            environment_id=self.environment_id,
+            known=known,
+            what=what,
         )
 
     def _settings(self, target: str | None) -> dict[str, Any] | None:
@@ -363,16 +418,7 @@ class DbtCloudExecutor:
         return {"threads": self.threads or _DEFAULT_THREADS, "target_name": target}
 
     def _manifest(self, target: str | None, vars: Mapping[str, Any] | None) -> Manifest:
-        return self._load(self.resolve_manifest(target=target, vars=vars))
-
-    @staticmethod
-    def _load(path: Path) -> Manifest:
-        try:
-            return load_cached(path)
-        except ManifestError as exc:
-            raise ResponseError(
-                f"dbt Cloud served a manifest.json that cannot be read: {exc}"
-            ) from None
+        return read_manifest(self.resolve_manifest(target=target, vars=vars))
 
     def _fetch_manifest(self, target: str | None, vars: Mapping[str, Any] | None) -> bytes:
         if self.defer_to_job_id is not None:
@@ -384,7 +430,7 @@ class DbtCloudExecutor:
             return self.client.get_job_artifact(self.defer_to_job_id, "manifest.json")
         outcome = self._run(
             JobSpec(
-                name=job_name(self.job_name_prefix, "compile"),
+                name=self._job_name("compile"),
                 step=dbt_step("compile", threads=self.threads, vars=vars),
                 cause=f"{self.job_name_prefix}: dbt compile for the project manifest",
                 artifact="manifest.json",
@@ -392,12 +438,4 @@ class DbtCloudExecutor:
                 timeout_seconds=self.timeout_seconds,
             )
         )
-        if outcome.run.status is not RunStatus.SUCCESS and not outcome.timed_out:
-            raise RunFailedError(
-                f"dbt Cloud compile run {ended(outcome.run)}, so there is no manifest. Fix "
-                f"the project so that it compiles, or set defer_to_job_id. {see(outcome.run)}",
-                run_id=outcome.run.id,
-                status=outcome.run.status.label,
-                href=outcome.run.href,
-            )
-        return require_artifact(outcome, "manifest.json", self.timeout_seconds)
+        return compiled_manifest(outcome, self.timeout_seconds)

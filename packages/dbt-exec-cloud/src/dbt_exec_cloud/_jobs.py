@@ -3,18 +3,27 @@
 The rule this module exists for: **a job it created is deleted**, whatever happens — a failed
 run, an API error, a run timeout, ``KeyboardInterrupt``, or a "create job" answer lost after
 dbt Cloud had created it (then the job is found by its unique name). A run still going when the
-caller gives up (timeout, interrupt) is cancelled first, so it does not keep working unseen.
+caller gives up (timeout, interrupt) is cancelled first, so it does not keep working unseen. A
+deletion that fails within its retries is reported (:class:`JobNotDeletedWarning`) and handed
+to ``on_undeleted``, so the build's sweep (:mod:`dbt_exec_cloud._scopes`) tries again.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from dbt_exec_cloud._client import CloudClient
-from dbt_exec_cloud._errors import ArtifactNotFoundError, CloudAPIError, DbtCloudError, ServerError
+from dbt_exec_cloud._errors import (
+    ArtifactNotFoundError,
+    CloudAPIError,
+    DbtCloudError,
+    JobNotDeletedWarning,
+    TransientError,
+)
 from dbt_exec_cloud._models import Run
 
 logger = logging.getLogger("dbt_exec_cloud")
@@ -74,7 +83,7 @@ def run_ephemeral_job(
     environment_id: int,
     spec: JobSpec,
     polling: Polling,
-    on_undeleted: Callable[[int], None] | None = None,
+    on_undeleted: Callable[[int, str], None] | None = None,
 ) -> JobOutcome:
     """Run ``spec`` as a job of its own and return how it ended; the job is always deleted.
 
@@ -84,7 +93,8 @@ def run_ephemeral_job(
         environment_id: The environment the job runs in.
         spec: The step, name, cause and artifact.
         polling: Poll interval, sleep and monotonic clock.
-        on_undeleted: Called with a job id that could not be deleted, so it can be retried.
+        on_undeleted: Called with the id and name of a job that could not be deleted, so it
+            can be tried again later.
 
     Raises:
         DbtCloudError: The job could not be created, triggered or watched.
@@ -115,7 +125,8 @@ def run_ephemeral_job(
         if run is not None and not run.status.is_terminal:
             _cancel(client, run)
         elif run is None and job_id is not None and _maybe_created(exc):
-            _cancel_runs_of(client, job_id)
+            # The trigger may have started a run before its answer was lost or interrupted.
+            cancel_runs_of(client, job_id)
         raise
     finally:
         if job_id is not None:
@@ -123,8 +134,10 @@ def run_ephemeral_job(
 
 
 def _maybe_created(exc: BaseException) -> bool:
-    # A definite refusal (401, 403, 404, 400, 429) created nothing; anything else might have.
-    return not isinstance(exc, CloudAPIError) or isinstance(exc, ServerError)
+    # A definite refusal (400, 401, 403, 404, 422) created nothing. Anything else might have:
+    # a transient status (a 429 or 5xx can come from a gateway after the service acted), a
+    # lost connection, an interrupt.
+    return not isinstance(exc, CloudAPIError) or isinstance(exc, TransientError)
 
 
 def _wait(
@@ -154,8 +167,8 @@ def _cancel(client: CloudClient, run: Run) -> Run:
     return cancelled
 
 
-def _cancel_runs_of(client: CloudClient, job_id: int) -> None:
-    # The trigger may have started a run before its answer was lost or interrupted.
+def cancel_runs_of(client: CloudClient, job_id: int) -> None:
+    """Cancel every run of the job that has not ended (errors are logged, not raised)."""
     try:
         runs = client.list_runs(job_id=job_id)
     except DbtCloudError as exc:
@@ -175,20 +188,37 @@ def _artifact(client: CloudClient, run: Run, path: str) -> bytes | None:
 
 
 def _delete(
-    client: CloudClient, job_id: int, name: str, on_undeleted: Callable[[int], None] | None
+    client: CloudClient,
+    job_id: int,
+    name: str,
+    on_undeleted: Callable[[int, str], None] | None,
 ) -> None:
+    then = (
+        "It will be tried again when the build's sweep runs (or the executor is closed)."
+        if on_undeleted is not None
+        else "Delete it under Deploy -> Jobs."
+    )
+    if not delete_or_warn(client, job_id, name, then=then) and on_undeleted is not None:
+        on_undeleted(job_id, name)
+
+
+def delete_or_warn(client: CloudClient, job_id: int, name: str, *, then: str) -> bool:
+    """Delete a job; if that fails within the retry budget, say so loudly and return ``False``.
+
+    The failure is logged and issued as a :class:`JobNotDeletedWarning` naming the job id and
+    the account, never dropped silently. ``then`` says what happens next.
+    """
     try:
         client.delete_job(job_id)
     except DbtCloudError as exc:
-        logger.error(
-            "Could not delete the ephemeral dbt Cloud job %s (%s): %s. It will be retried when "
-            "the executor is closed; otherwise delete it under Deploy -> Jobs.",
-            job_id,
-            name,
-            exc,
+        message = (
+            f"dbt Cloud job {job_id} ({name}) of account {client.credentials.account_id} could "
+            f"not be deleted: {exc} {then}"
         )
-        if on_undeleted is not None:
-            on_undeleted(job_id)
+        logger.warning(message)
+        warnings.warn(message, JobNotDeletedWarning, stacklevel=2)
+        return False
+    return True
 
 
 def _delete_by_name(
@@ -196,16 +226,16 @@ def _delete_by_name(
     spec: JobSpec,
     project_id: int,
     environment_id: int,
-    on_undeleted: Callable[[int], None] | None,
+    on_undeleted: Callable[[int, str], None] | None,
 ) -> None:
     try:
         found = client.find_jobs(
             name=spec.name, project_id=project_id, environment_id=environment_id
         )
     except DbtCloudError as exc:
-        logger.error(
+        logger.warning(
             "Creating dbt Cloud job %r failed in a way that may have created it, and looking it "
-            "up failed too (%s). Check Deploy -> Jobs for a job of that name and delete it.",
+            "up failed too (%s). The build's sweep looks for it again by name.",
             spec.name,
             exc,
         )

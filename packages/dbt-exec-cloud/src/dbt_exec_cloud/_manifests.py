@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import Manifest, load_manifest
+from dbt_graph import Manifest, ManifestError, load_manifest
+
+from dbt_exec_cloud._errors import ConfigurationError, ResponseError
 
 #: Parsed manifests kept per process, so that executors unpickled for every task (as process
 #: pools and Dask do) parse a large manifest once per process, not once per task.
@@ -96,3 +98,33 @@ def load_cached(path: Path) -> Manifest:
         while len(_PARSED) > _PARSED_MAX:
             _PARSED.popitem(last=False)
     return manifest
+
+
+def store_manifest(path: Path, content: bytes) -> Manifest:
+    """Write a fetched manifest atomically and return it parsed (checking that it parses).
+
+    Raises:
+        ConfigurationError: ``path`` cannot be written.
+        ResponseError: The content is not a manifest dbt-graph can read.
+    """
+    try:
+        write_atomically(path, content)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot write the manifest to {path}: {exc}. Pass a writable manifest_dir."
+        ) from None
+    return read_manifest(path)
+
+
+def read_manifest(path: Path) -> Manifest:
+    """:func:`load_cached`, with a broken file reported as dbt Cloud's.
+
+    Raises:
+        ResponseError: The file is not a manifest dbt-graph can read.
+    """
+    try:
+        return load_cached(path)
+    except ManifestError as exc:
+        raise ResponseError(
+            f"dbt Cloud served a manifest.json that cannot be read: {exc}"
+        ) from None

@@ -70,6 +70,25 @@ def require_artifact(outcome: JobOutcome, name: str, timeout: float) -> bytes:
     return outcome.artifact
 
 
+def compiled_manifest(outcome: JobOutcome, timeout: float) -> bytes:
+    """The manifest.json of the executor's own ``dbt compile`` run.
+
+    Raises:
+        RunFailedError: The compile run did not succeed, or wrote no manifest.
+        RunTimeoutError: The compile run timed out (it was cancelled).
+    """
+    run = outcome.run
+    if run.status is not RunStatus.SUCCESS and not outcome.timed_out:
+        raise RunFailedError(
+            f"dbt Cloud compile run {ended(run)}, so there is no manifest. Fix the project so "
+            f"that it compiles, or set defer_to_job_id. {see(run)}",
+            run_id=run.id,
+            status=run.status.label,
+            href=run.href,
+        )
+    return require_artifact(outcome, "manifest.json", timeout)
+
+
 def _invocation_args(step: str | None) -> tuple[str, ...]:
     return tuple(shlex.split(step))[1:] if step else ()
 
