@@ -417,6 +417,12 @@ class DbtCoreExecutor:
 
     def _get_scheduler(self) -> Scheduler:
         with self._lock:
+            if self._scheduler is not None and self._scheduler.failed:
+                # Its requests have failed with the reason; start afresh.
+                if self._finalizer is not None:
+                    self._finalizer.detach()
+                self._scheduler.close()
+                self._scheduler = None
             if self._scheduler is None:
                 self._scheduler = Scheduler(
                     max_workers=self._workers,

@@ -1,14 +1,14 @@
-"""What the scheduler tracks per request: the coalescing lane and the job."""
+"""What the scheduler tracks per request: the coalescing lane, the job, and its answer."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from dbt_graph import ErrorInfo, NodeResult, NodeStatus
+from dbt_graph import ErrorInfo, ExecutionResult, LogLine, NodeResult, NodeStatus
 
 from dbt_exec_core._protocol import ManifestRef
 
@@ -105,4 +105,35 @@ def missing_result(unique_id: str, error: ErrorInfo | None) -> NodeResult:
         status=NodeStatus.ERROR,
         message=message,
         error=ErrorInfo(type=error.type if error else "NotReported", message=message),
+    )
+
+
+def lost_worker_error(index: int, pid: int | None, detail: str) -> ErrorInfo:
+    """The error of a request whose worker process died under it (killed, crashed)."""
+    who = f"dbt worker {index}" + (f" (pid {pid})" if pid is not None else "")
+    why = detail or "killed or crashed, e.g. by the out-of-memory killer"
+    return ErrorInfo(
+        type="WorkerError",
+        message=f"The {who} exited unexpectedly ({why}) before dbt reported this node. The "
+        "executor replaced the worker; run the node again (Prefect retries do this).",
+    )
+
+
+def complete(job: Job, *, error: ErrorInfo | None, logs: tuple[LogLine, ...]) -> None:
+    """Answer a ``run`` job: every requested node dbt did not report becomes an ``error``."""
+    if job.future.done():
+        return
+    for uid in job.remaining:
+        job.results[uid] = missing_result(uid, error)
+    job.remaining = set()
+    completed = datetime.now(UTC)
+    job.future.set_result(
+        ExecutionResult(
+            results={uid: job.results[uid] for uid in job.node_ids},
+            started_at=job.started_at or completed,
+            completed_at=completed,
+            error=error,
+            logs=tuple(logs),
+            invocation_args=job.invocation_args,
+        )
     )
