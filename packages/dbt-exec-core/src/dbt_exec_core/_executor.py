@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import weakref
@@ -12,43 +11,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import (
-    ErrorInfo,
-    ExecutionRequest,
-    ExecutionResult,
-    NodeResult,
-    NodeStatus,
-    SelectionError,
-    SourceFreshness,
-)
-from filelock import FileLock
+from dbt_graph import ExecutionRequest, ExecutionResult, SourceFreshness
 
 from dbt_exec_core._cli_args import lift_vars, validate_extra_cli_args
-from dbt_exec_core._errors import FreshnessError, ManifestResolutionError
-from dbt_exec_core._invocation import (
-    FULL_REFRESH_COMMANDS,
-    NO_SESSION_FLAGS,
-    QUIET,
-    RunArgs,
-    absolute,
-    display_args,
-    env_digest,
-    reusable,
-    session_key,
-    split_orphan_unit_tests,
-)
-from dbt_exec_core._jobs import Job, Lane
-from dbt_exec_core._manifests import (
-    ResolvedManifest,
-    manifest_dir,
-    read_record,
-    write_record,
-)
-from dbt_exec_core._project import ProjectPaths, canonical_vars, digest, fingerprint
-from dbt_exec_core._protocol import DEPS, FRESHNESS, PARSE, RUN, InvokeDone
+from dbt_exec_core._errors import FreshnessError
+from dbt_exec_core._invocation import RunArgs, absolute, command_args
+from dbt_exec_core._jobs import Job
+from dbt_exec_core._manifests import ResolvedManifest
+from dbt_exec_core._project import ProjectPaths
+from dbt_exec_core._protocol import FRESHNESS, InvokeDone
+from dbt_exec_core._requests import jobs_for, merge, selectors_for
+from dbt_exec_core._resolver import ManifestResolver
 from dbt_exec_core._scheduler import Scheduler
-
-logger = logging.getLogger("dbt_exec_core")
 
 
 class DbtCoreExecutor:
@@ -139,14 +113,13 @@ class DbtCoreExecutor:
 
     # -- pickling: configuration only ----------------------------------------------------------
 
-    _RUNTIME = ("_lock", "_scheduler", "_resolved", "_key_locks", "_finalizer", "_scopes")
+    _RUNTIME = ("_lock", "_scheduler", "_resolver", "_finalizer", "_scopes")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
         self._scheduler: Scheduler | None = None
+        self._resolver: ManifestResolver | None = None
         self._finalizer: weakref.finalize | None = None
-        self._resolved: dict[Path, ResolvedManifest] = {}
-        self._key_locks: dict[Path, threading.Lock] = {}
         self._scopes = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -186,85 +159,17 @@ class DbtCoreExecutor:
     def _resolve(
         self, target: str | None, vars: Mapping[str, Any] | None, *, check: bool
     ) -> ResolvedManifest:
-        target = target if target is not None else self._target
-        merged = {**self._vars, **(vars or {})}
-        directory = manifest_dir(self._paths.target_path, target, merged)
         with self._lock:
-            known = self._resolved.get(directory)
-            key_lock = self._key_locks.setdefault(directory, threading.Lock())
-        if known is not None and not check:
-            return known
-        with key_lock:
-            directory.mkdir(parents=True, exist_ok=True)
-            # Another process may be resolving the same manifest.
-            with FileLock(str(directory / ".resolve.lock")):
-                current = fingerprint(self._paths, target=target, vars=merged)
-                record = read_record(directory)
-                if not reusable(record, current, directory):
-                    record = self._parse(directory, target, merged)
-                resolved = ResolvedManifest.from_record(directory, record)
-            with self._lock:
-                known = self._resolved.get(directory)
-                if known is not None and known.digest == resolved.digest:
-                    return known
-                self._resolved[directory] = resolved
-            return resolved
-
-    def _parse(self, directory: Path, target: str | None, vars: Mapping[str, Any]) -> dict:
-        common = [
-            "--project-dir",
-            str(self._paths.project_dir),
-            "--profiles-dir",
-            str(self._paths.profiles_dir),
-            *QUIET,
-            "--log-level-file",
-            "none",
-        ]
-        if vars:
-            common += ["--vars", canonical_vars(vars)]
-        scheduler = self._get_scheduler()
-        if self._run_deps:
-            done = scheduler.submit(
-                Job(kind=DEPS, args=("deps", *common), environ=dict(os.environ))
-            ).result()
-            if not done.success:
-                message = done.error.message if done.error else "dbt deps failed"
-                raise ManifestResolutionError(
-                    f"`dbt deps` failed in {self._paths.project_dir}: {message}",
-                    command="deps",
-                    dbt_message=message,
+            if self._resolver is None:
+                self._resolver = ManifestResolver(
+                    paths=self._paths,
+                    run_deps=self._run_deps,
+                    target=self._target,
+                    vars=self._vars,
+                    scheduler=self._get_scheduler,
                 )
-        current = fingerprint(self._paths, target=target, vars=vars)  # after deps installed
-        current_digest = digest(current)
-        args = ["parse", *common, "--target-path", str(directory)]
-        if target:
-            args += ["--target", target]
-        done = scheduler.submit(
-            Job(
-                kind=PARSE,
-                args=tuple(args),
-                environ=dict(os.environ),
-                pickle_to=str(directory / "manifest.pickle"),
-                digest=current_digest,
-            )
-        ).result()
-        if not done.success or not (directory / "manifest.json").is_file():
-            message = done.error.message if done.error else "dbt parse wrote no manifest.json"
-            raise ManifestResolutionError(
-                f"`dbt parse` failed for target {target or '(profile default)'}: {message}",
-                command="parse",
-                dbt_message=message,
-            )
-        record = {
-            "fingerprint": current,
-            "digest": current_digest,
-            "adapter_type": done.info.get("adapter_type"),
-            "duckdb_path": done.info.get("duckdb_path"),
-            "threads": done.info.get("threads"),
-            "parsed_at": datetime.now(UTC).isoformat(),
-        }
-        write_record(directory, record)
-        return record
+            resolver = self._resolver
+        return resolver.resolve(target, vars, check=check)
 
     # -- execution -----------------------------------------------------------------------------
 
@@ -284,71 +189,22 @@ class DbtCoreExecutor:
         vars = {**(request.vars or {}), **(lifted or {})}
         resolved = self._resolve(request.target, vars, check=False)
         ids = tuple(dict.fromkeys(request.node_ids))
-        selectors: dict[str, str] = {}
-        results: dict[str, NodeResult] = {}
-        for uid in ids:
-            try:
-                selectors[uid] = resolved.selector(uid)
-            except (KeyError, SelectionError) as exc:
-                message = f"dbt cannot select this node: {exc}"
-                results[uid] = NodeResult(
-                    unique_id=uid,
-                    status=NodeStatus.ERROR,
-                    message=message,
-                    error=ErrorInfo(type=type(exc).__name__, message=message),
-                )
+        selectors, unselectable = selectors_for(ids, resolved)
         if not selectors:
             return ExecutionResult(
-                results=results, started_at=started, completed_at=datetime.now(UTC)
+                results=unselectable, started_at=started, completed_at=datetime.now(UTC)
             )
-        environ = dict(os.environ)
-        lane = Lane(
-            manifest=resolved.ref,
-            target=resolved.target,
-            vars_json=canonical_vars(resolved.vars),
+        jobs = jobs_for(
+            request,
+            selectors,
+            resolved,
             extra_args=extra,
-            env_digest=env_digest(environ),
-            duckdb_path=resolved.duckdb_path,
-            profile_threads=resolved.profile_threads,
+            environ=dict(os.environ),
+            timeout=request.timeout_seconds or self._node_timeout,
         )
-        parts = split_orphan_unit_tests(request, selectors, resolved)
         scheduler = self._get_scheduler()
-        futures = []
-        streaming = not any(a in NO_SESSION_FLAGS for a in extra)
-        for command, part in parts:
-            own = command == "test" and any(u.startswith("unit_test.") for u in part)
-            fr = request.full_refresh if command in FULL_REFRESH_COMMANDS else None
-            job = Job(
-                kind=RUN,
-                node_ids=tuple(part),
-                lane=lane,
-                command=command,
-                selectors=part,
-                full_refresh=fr,
-                timeout=request.timeout_seconds or self._node_timeout,
-                environ=environ,
-                related=resolved.related(part),
-                own_command=own,
-                also_joins=(session_key(lane, True),) if fr is None else (),
-                session=session_key(lane, bool(fr))
-                if streaming and len(part) == 1 and not own
-                else None,
-            )
-            futures.append(scheduler.submit(job))
-        done: list[ExecutionResult] = [f.result() for f in futures]
-        for result in done:
-            results.update(result.results)
-        args: list[str] = []
-        for result in done:
-            args += [*(["&&"] if args else []), *display_args(result.invocation_args)]
-        return ExecutionResult(
-            results={uid: results[uid] for uid in ids},
-            started_at=min([started, *(r.started_at for r in done)]),
-            completed_at=max(r.completed_at for r in done),
-            error=next((r.error for r in done if r.error is not None), None),
-            logs=tuple(line for r in done for line in r.logs),
-            invocation_args=tuple(args),
-        )
+        futures = [scheduler.submit(job) for job in jobs]
+        return merge(ids, started, unselectable, [f.result() for f in futures])
 
     # -- freshness -----------------------------------------------------------------------------
 
@@ -378,36 +234,23 @@ class DbtCoreExecutor:
             return {}
         resolved = self._resolve(target, vars, check=False)
         selectors = tuple(dict.fromkeys(resolved.selector(uid) for uid in sources))
-        args = [
+        args = command_args(
+            self._paths,
             "source",
             "freshness",
-            "--project-dir",
-            str(self._paths.project_dir),
-            "--profiles-dir",
-            str(self._paths.profiles_dir),
-            *QUIET,
-            "--log-level-file",
-            "none",
             "--select",
             *selectors,
-        ]
-        if resolved.target:
-            args += ["--target", resolved.target]
-        if resolved.vars:
-            args += ["--vars", canonical_vars(resolved.vars)]
-        done: InvokeDone = (
-            self._get_scheduler()
-            .submit(
-                Job(
-                    kind=FRESHNESS,
-                    args=tuple(args),
-                    manifest=resolved.ref,
-                    duckdb_path=resolved.duckdb_path,
-                    environ=dict(os.environ),
-                )
-            )
-            .result()
+            target=resolved.target,
+            vars=resolved.vars,
         )
+        job = Job(
+            kind=FRESHNESS,
+            args=tuple(args),
+            manifest=resolved.ref,
+            duckdb_path=resolved.duckdb_path,
+            environ=dict(os.environ),
+        )
+        done: InvokeDone = self._get_scheduler().submit(job).result()
         if not done.freshness and done.error is not None:
             raise FreshnessError(f"`dbt source freshness` could not run: {done.error.message}")
         wanted = set(sources)

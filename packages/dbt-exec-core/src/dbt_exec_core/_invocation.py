@@ -15,7 +15,7 @@ from dbt_graph import ExecutionRequest
 
 from dbt_exec_core._jobs import Lane
 from dbt_exec_core._manifests import ResolvedManifest
-from dbt_exec_core._project import ProjectPaths
+from dbt_exec_core._project import ProjectPaths, canonical_vars
 
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
 #: dbt threads of a streaming session when ``threads`` is not set (at least the profile's).
@@ -88,6 +88,30 @@ class RunArgs:
         if self.favor_state:
             args.append("--favor-state")
         return (*args, *lane.extra_args)
+
+
+def command_args(
+    paths: ProjectPaths,
+    *command: str,
+    target: str | None = None,
+    vars: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """A quiet dbt command line for the project (output is captured from events)."""
+    args = [
+        *command,
+        "--project-dir",
+        str(paths.project_dir),
+        "--profiles-dir",
+        str(paths.profiles_dir),
+        *QUIET,
+        "--log-level-file",
+        "none",
+    ]
+    if target:
+        args += ["--target", target]
+    if vars:
+        args += ["--vars", canonical_vars(vars)]
+    return args
 
 
 def session_key(lane: Lane, full_refresh: bool) -> str:
