@@ -136,6 +136,7 @@ def invocation(
             duckdb_lock=_lock_file(first.duckdb_path),
             pickle_to=first.pickle_to,
             digest=first.digest,
+            source=first.source,
         )
         return Invocation(invoke=invoke, full_refresh=False, duckdb_path=first.duckdb_path)
     assert first.lane is not None

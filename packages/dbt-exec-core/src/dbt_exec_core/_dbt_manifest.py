@@ -1,12 +1,13 @@
 """dbt's parsed ``Manifest`` object inside a worker: stored, loaded, and reset between runs.
 
 Workers pass a parsed manifest to ``dbtRunner(manifest=...)`` so that no invocation parses. The
-object is pickled next to its ``manifest.json`` once (by ``dbt parse`` in a worker) and loaded by
-every worker that needs it.
+object is pickled next to its ``manifest.json`` once (by ``dbt parse`` in a worker, or built from
+an existing ``manifest.json`` by :func:`from_json`) and loaded by every worker that needs it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
@@ -88,6 +89,51 @@ def store(manifest: Any, pickle_path: str, digest: str) -> LoadedManifest:
     return LoadedManifest(digest, manifest)
 
 
+def from_json(path: str) -> Any:
+    """dbt's ``Manifest`` object built from a ``manifest.json``, without parsing the project.
+
+    dbt reads a manifest.json this way for ``--state`` (``WritableManifest`` ->
+    ``Manifest.from_writable_manifest``), which is enough to compare nodes but not to run them:
+
+    * its reader types every data test as a singular test (the first member of its union that
+      fits), so a generic test would lose its arguments (``test_metadata``) and fail to compile
+      (``'_dbt_generic_test_kwargs' is undefined``); generic tests are typed again here;
+    * the flat graph that ``graph`` in Jinja reads is built by the parser, so it is built here.
+
+    Raises:
+        ValueError: The file is not JSON, or was written by a dbt that this one cannot read.
+    """
+    from dbt.artifacts.resources import GenericTest
+    from dbt.artifacts.schemas.manifest import WritableManifest
+    from dbt.contracts.graph.manifest import Manifest
+
+    data = json.loads(Path(path).read_bytes())
+    version = data.get("metadata", {}).get("dbt_schema_version")
+    if version and not WritableManifest.is_compatible_version(version):
+        raise ValueError(
+            f"{path} was written with manifest schema {version}, which this dbt-core "
+            f"({WritableManifest.dbt_schema_version}) cannot read; build it with this dbt."
+        )
+    raw_nodes = dict(data["nodes"])
+    raw_disabled = {uid: list(items) for uid, items in (data.get("disabled") or {}).items()}
+    writable = WritableManifest.upgrade_schema_version(data)
+
+    def typed(raw: dict[str, Any], read: Any) -> Any:
+        if raw.get("resource_type") == "test" and raw.get("test_metadata"):
+            # The upgraded fields as dbt read them, plus the generic test's own.
+            return GenericTest.from_dict({**raw, **read.to_dict()})
+        return read
+
+    writable.nodes = {uid: typed(raw_nodes[uid], node) for uid, node in writable.nodes.items()}
+    writable.disabled = {
+        uid: [typed(raw, node) for raw, node in zip(raw_disabled[uid], nodes, strict=True)]
+        for uid, nodes in (writable.disabled or {}).items()
+    }
+    manifest = Manifest.from_writable_manifest(writable)
+    manifest.build_flat_graph()
+    return manifest
+
+
 def _pickle_manifest(payload: Any, handle: Any) -> None:
     """Pickle a dbt Manifest by its public fields.
 
@@ -120,10 +166,18 @@ def _rebuild_manifest(state: dict[str, Any]) -> Any:
     return Manifest(**state)
 
 
-def adapter_info(manifest: Any) -> dict[str, Any]:
+def adapter_info(manifest: Any, *, check_packages: bool = False) -> dict[str, Any]:
     """What the parent needs to know about the target: adapter type, DuckDB file, threads.
 
     Read from the adapter dbt registered for the invocation that just ran with ``manifest``.
+
+    Args:
+        manifest: The manifest object that invocation ran with.
+        check_packages: Also check, as dbt does before running anything, that the packages
+            the project declares are installed (dbt needs them even with a ready manifest).
+
+    Raises:
+        dbt's own error when ``check_packages`` finds packages not installed.
     """
     from dbt.adapters.factory import FACTORY
 
@@ -131,6 +185,8 @@ def adapter_info(manifest: Any) -> dict[str, Any]:
     info: dict[str, Any] = {"adapter_type": adapter_type, "duckdb_path": None, "threads": None}
     adapter = FACTORY.adapters.get(adapter_type) if adapter_type else None
     config = getattr(adapter, "config", None)
+    if config is not None and check_packages:
+        config.load_dependencies()
     if config is not None:
         info["threads"] = getattr(config, "threads", None)
         if adapter_type == "duckdb":

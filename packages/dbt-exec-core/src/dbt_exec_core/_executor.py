@@ -57,6 +57,8 @@ class DbtCoreExecutor:
         node_timeout_seconds: Timeout for requests that set none.
         log_level: Lowest dbt event level kept in results' log lines.
         coalesce_ms: How long a request waits for others to join its invocation.
+        manifest_path: A pre-built manifest.json to run from: the project is never parsed
+            (no ``dbt deps``, no ``dbt parse``); the packages it uses must be installed.
 
     Raises:
         ProjectConfigError: A directory or its ``dbt_project.yml``/``profiles.yml`` is missing
@@ -86,6 +88,7 @@ class DbtCoreExecutor:
         node_timeout_seconds: float | None = None,
         log_level: str = "info",
         coalesce_ms: float = 5.0,
+        manifest_path: str | Path | None = None,
     ) -> None:
         for name, value in (
             ("threads", threads),
@@ -109,6 +112,7 @@ class DbtCoreExecutor:
         self._node_timeout = node_timeout_seconds
         self._log_level = log_level
         self._coalesce_ms = coalesce_ms
+        self._manifest_path = absolute(manifest_path)
         self._init_runtime()
 
     # -- pickling: configuration only ----------------------------------------------------------
@@ -149,10 +153,12 @@ class DbtCoreExecutor:
 
         An existing manifest is reused only while its fingerprint (project files, profile,
         target, vars, referenced environment variables, dbt version) still matches; otherwise
-        ``dbt deps`` (unless ``run_deps=False``) and ``dbt parse`` run in a worker.
+        ``dbt deps`` (unless ``run_deps=False``) and ``dbt parse`` run in a worker. With
+        ``manifest_path``, that file is returned, and nothing is parsed.
 
         Raises:
-            ManifestResolutionError: ``dbt deps`` or ``dbt parse`` failed; the message is dbt's.
+            ManifestResolutionError: ``dbt deps`` or ``dbt parse`` failed (the message is
+                dbt's), or the pre-built manifest cannot be read or run from.
         """
         return self._resolve(target, vars, check=True).manifest_path
 
@@ -164,12 +170,29 @@ class DbtCoreExecutor:
                 self._resolver = ManifestResolver(
                     paths=self._paths,
                     run_deps=self._run_deps,
+                    prebuilt=self._manifest_path,
                     target=self._target,
                     vars=self._vars,
                     scheduler=self._get_scheduler,
                 )
             resolver = self._resolver
         return resolver.resolve(target, vars, check=check)
+
+    def validate_extra_args(self, args: Sequence[str]) -> tuple[str, ...]:
+        """Check extra dbt arguments against this executor's flag table.
+
+        Returns:
+            The arguments, unchanged.
+
+        Raises:
+            InvalidCliArgsError: A blocked or first-class flag (a ``ValueError`` whose message
+                says what to use instead).
+
+        Example:
+            >>> executor.validate_extra_args(["--store-failures"])  # doctest: +SKIP
+            ('--store-failures',)
+        """
+        return validate_extra_cli_args(args)
 
     # -- execution -----------------------------------------------------------------------------
 

@@ -143,15 +143,6 @@ def absolute(path: str | Path | None) -> Path | None:
     return Path(path).expanduser().resolve() if path is not None else None
 
 
-def reusable(record: Mapping[str, Any] | None, current: Mapping[str, Any], directory: Path) -> bool:
-    return (
-        record is not None
-        and record.get("fingerprint") == current
-        and (directory / "manifest.json").is_file()
-        and (directory / "manifest.pickle").is_file()
-    )
-
-
 def env_digest(environ: Mapping[str, str]) -> str:
     return hashlib.sha256(json.dumps(sorted(environ.items())).encode()).hexdigest()
 

@@ -33,7 +33,7 @@ class Job:
     """One caller's request, as the scheduler tracks it.
 
     Attributes:
-        kind: ``run``, ``deps``, ``parse`` or ``freshness``.
+        kind: ``run``, ``deps``, ``parse``, ``freshness`` or ``load``.
         lane: For ``run`` jobs, the coalescing lane.
         command: For ``run`` jobs, the dbt command.
         node_ids: The requested nodes, in order.
@@ -44,7 +44,8 @@ class Job:
         args: For jobs other than ``run``: the complete dbt arguments.
         manifest: For jobs other than ``run``: the manifest to invoke with, if any.
         duckdb_path: The DuckDB file the job touches, if any.
-        pickle_to / digest: For ``parse`` jobs.
+        pickle_to / digest: For ``parse`` and ``load`` jobs.
+        source: For ``load`` jobs: the manifest.json to load.
         related: Every ancestor and descendant of the requested nodes, to check independence.
         own_command: The job must run with its own command (``dbt build`` runs a unit test only
             with its model, so a ``test`` request for a unit test is never merged into a
@@ -69,6 +70,7 @@ class Job:
     duckdb_path: str | None = None
     pickle_to: str | None = None
     digest: str | None = None
+    source: str | None = None
     related: frozenset[str] = frozenset()
     own_command: bool = False
     session: str | None = None

@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import ErrorInfo, LogLine, NodeResult
+from dbt_graph import ErrorInfo, LogLine, NodeResult, SourceFreshness
 
 from dbt_exec_core import _convert, _dbt_manifest, _speedups
 from dbt_exec_core._dbt_manifest import LoadedManifest
@@ -34,6 +34,7 @@ from dbt_exec_core._duckdb import holding
 from dbt_exec_core._protocol import (
     DEPS,
     FRESHNESS,
+    LOAD,
     PARSE,
     RUN,
     Cancel,
@@ -162,7 +163,9 @@ class Worker:
         os.environ.clear()
         os.environ.update(invoke.environ)
         loaded = None
-        if invoke.manifest is not None:
+        if invoke.kind == LOAD:
+            loaded = self._load_json(invoke)
+        elif invoke.manifest is not None:
             loaded = self._manifest(invoke.manifest)
             loaded.reset_compile_state()
         args = list(invoke.args)
@@ -183,7 +186,7 @@ class Worker:
         from dbt.cli.main import dbtRunner
 
         runner = dbtRunner(manifest=capture.manifest, callbacks=[self._on_event])
-        if kind != RUN:
+        if kind not in (RUN, LOAD):
             return runner.invoke(args)
         with _speedups.exact_selection(capture.requested):
             return runner.invoke(args)
@@ -195,37 +198,25 @@ class Worker:
                 type=type(outcome.exception).__name__,
                 message=str(outcome.exception) or type(outcome.exception).__name__,
             )
-        info: dict[str, Any] = {}
-        results: dict[str, NodeResult] = {}
-        freshness = {}
-        payload = outcome.result
-        if invoke.kind == PARSE and outcome.success and payload is not None:
-            info = self._store_parsed(invoke, payload)
-        elif invoke.kind == FRESHNESS and payload is not None:
-            for item in getattr(payload, "results", ()):
-                if getattr(item, "node", None) is not None:
-                    fresh = _convert.freshness_from_result(item)
-                    freshness[fresh.unique_id] = fresh
-        elif payload is not None and hasattr(payload, "results"):
-            for item in payload.results:
-                node = getattr(item, "node", None)
-                if node is None:
-                    continue
-                logs = capture.node_logs.get(node.unique_id, ())
-                results[node.unique_id] = _convert.result_from_run_result(item, logs)
-        if error is None and not outcome.success and invoke.kind in (PARSE, DEPS):
+        elif not outcome.success and invoke.kind in (PARSE, DEPS, LOAD):
             errors = [line.message for line in capture.logs if line.level == "error"]
             error = ErrorInfo(
                 type="DbtError", message="\n".join(errors) or f"dbt {invoke.kind} failed"
             )
+        info: dict[str, Any] = {}
+        payload = outcome.result
+        if invoke.kind == PARSE and outcome.success and payload is not None:
+            info = self._store_parsed(invoke, payload)
+        elif invoke.kind == LOAD and outcome.success:
+            info = _dbt_manifest.adapter_info(loaded.manifest, check_packages=True)
         return InvokeDone(
             batch_id=invoke.batch_id,
             success=bool(outcome.success),
-            results=results,
+            results=_results(invoke.kind, payload, capture),
             logs=tuple(capture.logs),
             error=error,
             info=info,
-            freshness=freshness,
+            freshness=_freshness(payload) if invoke.kind == FRESHNESS else {},
         )
 
     def _on_event(self, event: Any) -> None:
@@ -282,11 +273,41 @@ class Worker:
         while len(self._manifests) > _KEPT_MANIFESTS:
             self._manifests.popitem(last=False)
 
+    def _load_json(self, invoke: Invoke) -> LoadedManifest:
+        assert invoke.source and invoke.pickle_to and invoke.digest
+        manifest = _dbt_manifest.from_json(invoke.source)
+        loaded = _dbt_manifest.store(manifest, invoke.pickle_to, invoke.digest)
+        self._keep(Path(invoke.pickle_to).parent.name, loaded)
+        return loaded
+
     def _store_parsed(self, invoke: Invoke, manifest: Any) -> dict[str, Any]:
         assert invoke.pickle_to is not None and invoke.digest is not None
         loaded = _dbt_manifest.store(manifest, invoke.pickle_to, invoke.digest)
         self._keep(Path(invoke.pickle_to).parent.name, loaded)
         return _dbt_manifest.adapter_info(manifest)
+
+
+def _results(kind: str, payload: Any, capture: _Capture) -> dict[str, NodeResult]:
+    """dbt's final result per node of a ``run`` invocation."""
+    results: dict[str, NodeResult] = {}
+    if kind != RUN or not hasattr(payload, "results"):
+        return results
+    for item in payload.results:
+        node = getattr(item, "node", None)
+        if node is not None:
+            logs = capture.node_logs.get(node.unique_id, ())
+            results[node.unique_id] = _convert.result_from_run_result(item, logs)
+    return results
+
+
+def _freshness(payload: Any) -> dict[str, SourceFreshness]:
+    """The freshness per source of a ``dbt source freshness`` invocation."""
+    found = {}
+    for item in getattr(payload, "results", None) or ():
+        if getattr(item, "node", None) is not None:
+            fresh = _convert.freshness_from_result(item)
+            found[fresh.unique_id] = fresh
+    return found
 
 
 def quiet_resource_tracker() -> None:
