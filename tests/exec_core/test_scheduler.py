@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from dbt_exec_core import WorkerError
+from dbt_exec_core._invocation import RunArgs
 from dbt_exec_core._jobs import Job, Lane
+from dbt_exec_core._project import ProjectPaths
 from dbt_exec_core._protocol import DEPS, FRESHNESS, RUN, Cancel, EndSession, ManifestRef
 from dbt_exec_core._scheduler import Scheduler
 from dbt_graph import ExecutionResult, NodeStatus
@@ -28,15 +31,18 @@ LANE = Lane(
 DUCKDB = replace(LANE, duckdb_path="/nowhere/shop.duckdb")
 
 
-def _run_args(
-    command: str,
-    selectors: tuple[str, ...],
-    lane: Lane,
-    full_refresh: bool,
-    jobs: int,
-    session: bool,
-) -> tuple[str, ...]:
-    return (command, "--select", *selectors, *(["--full-refresh"] if full_refresh else []))
+def _run_args(threads: int | None = None) -> RunArgs:
+    """The executor's own argument builder, for a project that is never opened."""
+    project = Path("/nowhere/shop")
+    paths = ProjectPaths(project_dir=project, profiles_dir=project, target_path=project / "target")
+    return RunArgs(
+        paths=paths,
+        threads=threads,
+        state_path=None,
+        defer=False,
+        defer_state_path=None,
+        favor_state=False,
+    )
 
 
 def _job(
@@ -78,12 +84,12 @@ def fakes() -> FakeWorkers:
 def scheduler_for(fakes: FakeWorkers) -> Iterator:
     made: list[Scheduler] = []
 
-    def make(max_workers: int = 4, run_args=_run_args, linger: float = 0.0) -> Scheduler:
+    def make(max_workers: int = 4, run_args=None, linger: float = 0.0) -> Scheduler:
         scheduler = Scheduler(
             max_workers=max_workers,
             log_level="info",
             window_seconds=0.005,
-            run_args=run_args,
+            run_args=run_args or _run_args(),
             start_worker=fakes,
         )
         scheduler.linger = linger
@@ -230,7 +236,7 @@ def test_a_worker_that_dies_fails_its_requests_naming_it_and_is_replaced(schedul
 
 
 def test_an_internal_error_fails_every_waiting_request_instead_of_hanging(scheduler_for, fakes):
-    def broken(*args: object) -> tuple[str, ...]:
+    def broken(*args: object, **kwargs: object) -> tuple[str, ...]:
         raise RuntimeError("boom")
 
     scheduler = scheduler_for(max_workers=1, run_args=broken)
@@ -242,3 +248,25 @@ def test_an_internal_error_fails_every_waiting_request_instead_of_hanging(schedu
     assert scheduler.failed
     with pytest.raises(WorkerError, match="boom"):
         scheduler.submit(_job("c"))
+
+
+def _threads(args: tuple[str, ...]) -> int:
+    return int(args[args.index("--threads") + 1])
+
+
+@pytest.mark.parametrize(("in_flight", "expected"), [(4, 4), (16, 16), (None, 8)])
+def test_threads_never_cap_how_many_requests_a_session_runs_at_once(
+    scheduler_for, fakes, in_flight, expected
+):
+    # PrefectDbtOrchestrator(concurrency=4, threads=2): 4 nodes at once, on every adapter.
+    scheduler = scheduler_for(run_args=_run_args(threads=2))
+    scheduler.in_flight = in_flight
+    assert _answer(_submit(scheduler, _job("a", lane=DUCKDB, session="s"))).success
+    assert _threads(fakes.sent[0].invoke.args) == expected
+
+
+def test_threads_is_dbts_own_for_a_multi_node_request(scheduler_for, fakes):
+    scheduler = scheduler_for(run_args=_run_args(threads=2))
+    scheduler.in_flight = 4
+    assert _answer(_submit(scheduler, _job("a", "b", "c", lane=DUCKDB))).success
+    assert _threads(fakes.sent[0].invoke.args) == 2

@@ -9,16 +9,32 @@ another), so dbt's skip-downstream-of-failure rule only ever acts within one cal
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from dbt_exec_core._jobs import Job, Lane
 from dbt_exec_core._protocol import RUN, Invoke
 
-#: Builds a ``run`` batch's dbt arguments from ``(command, selectors, lane, full_refresh,
-#: jobs_in_batch, session)``.
-RunArgsBuilder = Callable[[str, tuple[str, ...], Lane, bool, int, bool], tuple[str, ...]]
+
+class RunArgsBuilder(Protocol):
+    """Builds a ``run`` batch's dbt arguments (:class:`dbt_exec_core._invocation.RunArgs`)."""
+
+    def __call__(
+        self,
+        command: str,
+        selectors: tuple[str, ...],
+        lane: Lane,
+        *,
+        full_refresh: bool,
+        requests: int,
+        session: bool,
+        in_flight: int | None,
+    ) -> tuple[str, ...]:
+        """Args: the dbt command, one selector per node, the lane, ``--full-refresh``, how many
+        requests were coalesced, whether it opens a streaming session, and (for a session) how
+        many requests callers keep in flight at once, if known."""
+        ...
 
 
 @dataclass(eq=False)
@@ -114,6 +130,7 @@ def invocation(
     session_full_refresh: bool,
     run_args: RunArgsBuilder,
     linger: float,
+    in_flight: int | None,
 ) -> Invocation:
     """The :class:`Invoke` for ``jobs`` (one invocation, or one request joining ``session``).
 
@@ -124,6 +141,7 @@ def invocation(
         session_full_refresh: Whether that session, when already running, has ``--full-refresh``.
         run_args: Builds the dbt arguments of a ``run`` batch.
         linger: How long a session lingers once dry.
+        in_flight: How many requests callers keep in flight at once, if known.
     """
     first = jobs[0]
     if first.kind != RUN:
@@ -146,7 +164,15 @@ def invocation(
         dict.fromkeys(j.selectors[uid] for j in jobs for uid in j.node_ids if uid in j.remaining)
     )
     full_refresh = any(j.full_refresh for j in jobs) or session_full_refresh
-    args = run_args(command, selectors, first.lane, full_refresh, len(jobs), session is not None)
+    args = run_args(
+        command,
+        selectors,
+        first.lane,
+        full_refresh=full_refresh,
+        requests=len(jobs),
+        session=session is not None,
+        in_flight=in_flight,
+    )
     invoke = Invoke(
         batch_id=batch_id,
         kind=RUN,

@@ -43,8 +43,10 @@ class DbtCoreExecutor:
     Args:
         settings: Any object with ``project_dir``, ``profiles_dir`` and ``target_path``
             (``target_path`` may be relative to ``project_dir``).
-        threads: dbt ``--threads`` for every invocation; ``None`` uses the profile's, raised to
-            the number of requests coalesced into one invocation.
+        threads: dbt ``--threads``: how many nodes of one multi-node request (a wave) dbt
+            runs at once; ``None``: the profile's, raised to the number of requests coalesced
+            into one invocation. It never limits how many single-node requests run at once:
+            a streaming session has at least ``run_scope(concurrency=...)`` threads (else 8).
         state_path: dbt ``--state`` directory.
         defer: Pass ``--defer``.
         defer_state_path: dbt ``--defer-state`` directory.
@@ -307,7 +309,9 @@ class DbtCoreExecutor:
             return self._scheduler
 
     @contextlib.contextmanager
-    def run_scope(self, linger_seconds: float = 10.0) -> Iterator[None]:
+    def run_scope(
+        self, linger_seconds: float = 10.0, *, concurrency: int | None = None
+    ) -> Iterator[None]:
         """Keep streaming sessions open between the requests of one run.
 
         A per-node run submits a node when its parents' results arrive, so a session would
@@ -316,17 +320,27 @@ class DbtCoreExecutor:
         ``linger_seconds`` for the next request. On leaving the (outermost) scope every
         lingering session is ended, and DuckDB files are closed, before this returns.
 
+        Args:
+            linger_seconds: How long a dry session waits for the next request.
+            concurrency: The most requests the caller keeps in flight at once. A session runs
+                that many nodes at once (dbt's ``--threads`` for it is at least this, whatever
+                ``threads`` says), on every adapter; ``None``: at least 8.
+
         Example:
-            >>> with executor.run_scope():  # doctest: +SKIP
+            >>> with executor.run_scope(concurrency=4):  # doctest: +SKIP
             ...     for request in requests:
             ...         executor.execute(request)
         """
         if linger_seconds < 0:
             raise ValueError(f"linger_seconds must not be negative, got {linger_seconds!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
         scheduler = self._get_scheduler()
         with self._lock:
             self._scopes += 1
             scheduler.linger = max(scheduler.linger, linger_seconds)
+            if concurrency is not None:
+                scheduler.in_flight = max(scheduler.in_flight or 0, concurrency)
         try:
             yield
         finally:
@@ -335,6 +349,7 @@ class DbtCoreExecutor:
                 last = self._scopes == 0
                 if last:
                     scheduler.linger = 0.0
+                    scheduler.in_flight = None
             if last:
                 scheduler.end_sessions()
 

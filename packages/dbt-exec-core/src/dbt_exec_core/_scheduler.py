@@ -86,6 +86,8 @@ class Scheduler:
         self._failure: BaseException | None = None
         #: Seconds a session lingers once dry (set by the executor's ``run_scope``).
         self.linger = 0.0
+        #: Most requests callers keep in flight at once, if known (set by ``run_scope``).
+        self.in_flight: int | None = None
         self._tokens = itertools.count(1)
         self._ending: dict[int, tuple[WorkerSlot, threading.Event]] = {}
         self._thread = threading.Thread(
@@ -227,6 +229,7 @@ class Scheduler:
             and worker.session_full_refresh,
             run_args=self._run_args,
             linger=self.linger,
+            in_flight=self.in_flight,
         )
         invoke = made.invoke
         batch = Batch(
