@@ -40,7 +40,7 @@ class LoadedManifest:
         self.digest = digest
         self.manifest = manifest
         self._pristine = {
-            uid: (node, {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)})
+            uid: {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)}
             for uid, node in manifest.nodes.items()
         }
 
@@ -49,12 +49,17 @@ class LoadedManifest:
         self.reset_nodes(self._pristine)
 
     def reset_nodes(self, unique_ids: Any) -> None:
-        """Undo what compiling did to these nodes."""
+        """Undo what compiling did to these nodes.
+
+        The manifest's current node objects are reset, not the parsed ones: ``--defer``
+        replaces every node that has a counterpart in the state with a copy
+        (``Manifest.merge_from_artifact``), which would otherwise keep its compile state.
+        """
+        nodes = self.manifest.nodes
         for uid in unique_ids:
-            entry = self._pristine.get(uid)
-            if entry is None:
+            state, node = self._pristine.get(uid), nodes.get(uid)
+            if state is None or node is None:
                 continue
-            node, state = entry
             for attr, value in state.items():
                 setattr(node, attr, _copy(value))
 
