@@ -1,4 +1,4 @@
-"""Batches: which pending requests share one dbt invocation, and the invocation they make.
+"""Batches: which pending requests share one dbt invocation, the invocation, and its answers.
 
 A single-node request may join a running streaming session; any other ``run`` request, once its
 coalescing window has passed, takes every pending request of its :class:`~dbt_exec_core._jobs.Lane`
@@ -8,13 +8,18 @@ another), so dbt's skip-downstream-of-failure rule only ever acts within one cal
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from dbt_exec_core._jobs import Job, Lane
-from dbt_exec_core._protocol import RUN, Invoke
+from dbt_graph import NodeResult
+
+from dbt_exec_core._jobs import Job, Lane, complete
+from dbt_exec_core._protocol import RUN, Invoke, InvokeDone
+
+logger = logging.getLogger("dbt_exec_core")
 
 
 class RunArgsBuilder(Protocol):
@@ -62,6 +67,35 @@ class Batch:
     started: float = 0.0
     timed_out: list[Job] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def node_done(self, result: NodeResult) -> None:
+        """dbt reported a node: record it; with ``early``, answer a request it completes."""
+        for job in list(self.jobs):
+            if result.unique_id in job.remaining:
+                job.results[result.unique_id] = result
+                job.remaining.discard(result.unique_id)
+                if self.early and not job.remaining:
+                    self.jobs.remove(job)
+                    complete(job, error=None, logs=())
+
+    def invocation_done(self, done: InvokeDone) -> None:
+        """The invocation ended: answer every request still open."""
+        extra = sorted(set(done.results) - self.requested)
+        if extra and self.jobs and self.jobs[0].kind == RUN:
+            logger.warning(
+                "dbt ran nodes that were not requested (the selectors matched more than asked): %s",
+                ", ".join(extra),
+            )
+        for job in self.jobs:
+            if job.kind != RUN:
+                job.future.set_result(done)
+                continue
+            for uid in list(job.remaining):
+                if uid in done.results:
+                    job.results[uid] = done.results[uid]
+                    job.remaining.discard(uid)
+            complete(job, error=done.error, logs=done.logs)
+        self.jobs = []
 
 
 def coalesce(first: Job, pending: Iterable[Job]) -> list[Job]:
@@ -145,18 +179,7 @@ def invocation(
     """
     first = jobs[0]
     if first.kind != RUN:
-        invoke = Invoke(
-            batch_id=batch_id,
-            kind=first.kind,
-            args=first.args,
-            manifest=first.manifest,
-            environ=dict(first.environ),
-            duckdb_lock=_lock_file(first.duckdb_path),
-            pickle_to=first.pickle_to,
-            digest=first.digest,
-            source=first.source,
-        )
-        return Invocation(invoke=invoke, full_refresh=False, duckdb_path=first.duckdb_path)
+        return _other(first, batch_id)
     assert first.lane is not None
     commands = {j.command or "build" for j in jobs}
     command = commands.pop() if len(commands) == 1 and session is None else "build"
@@ -185,6 +208,22 @@ def invocation(
         linger=linger if session is not None else 0.0,
     )
     return Invocation(invoke=invoke, full_refresh=full_refresh, duckdb_path=first.lane.duckdb_path)
+
+
+def _other(job: Job, batch_id: int) -> Invocation:
+    """The invocation of a job that is not ``run`` (deps, parse, load, freshness)."""
+    invoke = Invoke(
+        batch_id=batch_id,
+        kind=job.kind,
+        args=job.args,
+        manifest=job.manifest,
+        environ=dict(job.environ),
+        duckdb_lock=_lock_file(job.duckdb_path),
+        pickle_to=job.pickle_to,
+        digest=job.digest,
+        source=job.source,
+    )
+    return Invocation(invoke=invoke, full_refresh=False, duckdb_path=job.duckdb_path)
 
 
 def _lock_file(duckdb_path: str | None) -> str | None:

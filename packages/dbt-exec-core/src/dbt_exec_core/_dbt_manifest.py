@@ -108,7 +108,7 @@ def from_json(path: str) -> Any:
     Raises:
         ValueError: The file is not JSON, or was written by a dbt that this one cannot read.
     """
-    from dbt.artifacts.resources import GenericTest
+    from dbt.artifacts.resources.v1.generic_test import GenericTest
     from dbt.artifacts.schemas.manifest import WritableManifest
     from dbt.contracts.graph.manifest import Manifest
 

@@ -1,8 +1,8 @@
 """Routing requests to worker processes: the dispatcher thread and the answers.
 
 Callers (threads) submit :class:`~dbt_exec_core._jobs.Job` objects and wait on their future. One
-dispatcher thread hands pending jobs to workers (:mod:`dbt_exec_core._placement` picks the
-worker, :mod:`dbt_exec_core._batches` decides which jobs share an invocation):
+dispatcher thread hands pending jobs to workers (:mod:`._placement` picks the worker,
+:mod:`._batches` decides which jobs share an invocation, :mod:`._timeouts` stops late ones):
 
 * A single-node job carries a **session** key. It joins the worker whose streaming session
   (:mod:`dbt_exec_core._session`, one long ``dbt build``) has that key, as soon as its node is
@@ -14,9 +14,8 @@ worker, :mod:`dbt_exec_core._batches` decides which jobs share an invocation):
 * A job on a non-DuckDB lane is answered as soon as dbt reports its last node. DuckDB jobs are
   answered when their invocation (or, in a session, their request) is over; the last one of a
   session only after the database file is closed.
-* A job past its deadline stops its worker (:mod:`dbt_exec_core._timeouts`). A worker that dies
-  on its own (killed, crashed) fails the requests it was running with an error naming it; the
-  next request starts a new worker.
+* A worker that dies on its own (killed, crashed) fails the requests it was running with an
+  error naming it; the next request starts a new worker.
 * Should the scheduler itself fail (a bug), every waiting request fails with a
   :class:`~dbt_exec_core.WorkerError` saying so, rather than waiting forever.
 """
@@ -286,10 +285,10 @@ class Scheduler:
         if batch is None:
             return
         if isinstance(message, NodeDone):
-            self._node_done(batch, message)
+            batch.node_done(message.result)
         elif isinstance(message, InvokeDone):
             logger.debug("invocation %d done in %.3fs", batch.id, time.monotonic() - batch.started)
-            self._invoke_done(batch, message)
+            batch.invocation_done(message)
             del worker.batches[batch.id]
             if not worker.batches and worker.end_session_when_idle:
                 self._end_session(worker)
@@ -298,34 +297,6 @@ class Scheduler:
             self._cond.notify_all()
         elif isinstance(message, Cancelled):
             batch.cancelled.set()
-
-    def _node_done(self, batch: Batch, message: NodeDone) -> None:
-        result = message.result
-        for job in list(batch.jobs):
-            if result.unique_id in job.remaining:
-                job.results[result.unique_id] = result
-                job.remaining.discard(result.unique_id)
-                if batch.early and not job.remaining:
-                    batch.jobs.remove(job)
-                    complete(job, error=None, logs=())
-
-    def _invoke_done(self, batch: Batch, done: InvokeDone) -> None:
-        extra = sorted(set(done.results) - batch.requested)
-        if extra and batch.jobs and batch.jobs[0].kind == RUN:
-            logger.warning(
-                "dbt ran nodes that were not requested (the selectors matched more than asked): %s",
-                ", ".join(extra),
-            )
-        for job in batch.jobs:
-            if job.kind != RUN:
-                job.future.set_result(done)
-                continue
-            for uid in list(job.remaining):
-                if uid in done.results:
-                    job.results[uid] = done.results[uid]
-                    job.remaining.discard(uid)
-            complete(job, error=done.error, logs=done.logs)
-        batch.jobs = []
 
     def _on_exit(self, worker: WorkerSlot, detail: str) -> None:
         with self._cond:

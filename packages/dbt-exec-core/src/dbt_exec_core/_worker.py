@@ -252,7 +252,8 @@ class Worker:
             try:
                 from dbt.adapters.factory import FACTORY
 
-                for adapter in list(FACTORY.adapters.values()):
+                adapters: list[Any] = list(FACTORY.adapters.values())  # SQL adapters
+                for adapter in adapters:
                     if adapter.is_cancelable():
                         with adapter.connection_named("dbt-exec-core-cancel"):
                             adapter.cancel_open_connections()
