@@ -7,7 +7,12 @@ from pathlib import Path
 
 import dbt_exec_core
 import pytest
-from dbt_exec_core import DbtCoreExecutor, DbtExecCoreError, ProjectConfigError
+from dbt_exec_core import (
+    DbtCoreExecutor,
+    DbtExecCoreError,
+    InvalidCliArgsError,
+    ProjectConfigError,
+)
 from dbt_graph import Command, ExecutionRequest, Executor
 from exec_core.projects import Settings, make_project
 
@@ -79,4 +84,13 @@ def test_blocked_extra_args_are_refused_before_dbt_runs(project):
     request = ExecutionRequest(command=Command.RUN, nodes=(), extra_args=("--select", "x"))
     with pytest.raises(ValueError, match="--select"):
         executor.execute(request)
+    assert executor._scheduler is None
+
+
+def test_validate_extra_args_is_the_executors_flag_table(project):
+    executor = DbtCoreExecutor(Settings(project_dir=project, profiles_dir=project))
+    assert executor.validate_extra_args(["--vars", "{day: 1}"]) == ("--vars", "{day: 1}")
+    with pytest.raises(InvalidCliArgsError, match="threads=N") as info:
+        executor.validate_extra_args(["--threads", "8"])
+    assert isinstance(info.value, ValueError) and info.value.flag == "--threads"
     assert executor._scheduler is None

@@ -42,8 +42,9 @@ def log_line(event: Any, min_rank: int) -> LogLine | None:
     message = info.msg
     if not message or not message.strip():
         return None
+    level = str(info.level)
     return LogLine(
-        level=_LEVEL_NAMES.get(info.level, info.level),
+        level=_LEVEL_NAMES.get(level, level),
         message=message,
         node_id=event_node_id(event),
         timestamp=info.ts.ToJsonString() if info.HasField("ts") else None,

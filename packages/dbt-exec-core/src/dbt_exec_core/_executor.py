@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import weakref
@@ -12,45 +11,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import (
-    ErrorInfo,
-    ExecutionRequest,
-    ExecutionResult,
-    NodeResult,
-    NodeStatus,
-    SelectionError,
-    SourceFingerprint,
-    SourceFreshness,
-)
-from filelock import FileLock
+from dbt_graph import ExecutionRequest, ExecutionResult, SourceFingerprint, SourceFreshness
 
 from dbt_exec_core._cli_args import lift_vars, validate_extra_cli_args
-from dbt_exec_core._errors import FreshnessError, ManifestResolutionError
+from dbt_exec_core._errors import FreshnessError
 from dbt_exec_core._fingerprints import fingerprint_sources
-from dbt_exec_core._invocation import (
-    FULL_REFRESH_COMMANDS,
-    NO_SESSION_FLAGS,
-    QUIET,
-    RunArgs,
-    absolute,
-    display_args,
-    env_digest,
-    reusable,
-    session_key,
-    split_orphan_unit_tests,
-)
-from dbt_exec_core._jobs import Job, Lane
-from dbt_exec_core._manifests import (
-    ResolvedManifest,
-    manifest_dir,
-    read_record,
-    write_record,
-)
-from dbt_exec_core._project import ProjectPaths, canonical_vars, digest, fingerprint
-from dbt_exec_core._protocol import DEPS, FRESHNESS, PARSE, RUN, InvokeDone
+from dbt_exec_core._invocation import RunArgs, absolute, command_args
+from dbt_exec_core._jobs import Job
+from dbt_exec_core._manifests import ResolvedManifest
+from dbt_exec_core._project import ProjectPaths
+from dbt_exec_core._protocol import FRESHNESS, InvokeDone
+from dbt_exec_core._requests import jobs_for, merge, selectors_for
+from dbt_exec_core._resolver import ManifestResolver
 from dbt_exec_core._scheduler import Scheduler
-
-logger = logging.getLogger("dbt_exec_core")
 
 
 class DbtCoreExecutor:
@@ -71,8 +44,10 @@ class DbtCoreExecutor:
     Args:
         settings: Any object with ``project_dir``, ``profiles_dir`` and ``target_path``
             (``target_path`` may be relative to ``project_dir``).
-        threads: dbt ``--threads`` for every invocation; ``None`` uses the profile's, raised to
-            the number of requests coalesced into one invocation.
+        threads: dbt ``--threads``: how many nodes of one multi-node request (a wave) dbt
+            runs at once; ``None``: the profile's, raised to the number of requests coalesced
+            into one invocation. It never limits how many single-node requests run at once:
+            a streaming session has at least ``run_scope(concurrency=...)`` threads (else 8).
         state_path: dbt ``--state`` directory.
         defer: Pass ``--defer``.
         defer_state_path: dbt ``--defer-state`` directory.
@@ -85,6 +60,8 @@ class DbtCoreExecutor:
         node_timeout_seconds: Timeout for requests that set none.
         log_level: Lowest dbt event level kept in results' log lines.
         coalesce_ms: How long a request waits for others to join its invocation.
+        manifest_path: A pre-built manifest.json to run from: the project is never parsed
+            (no ``dbt deps``, no ``dbt parse``); the packages it uses must be installed.
 
     Raises:
         ProjectConfigError: A directory or its ``dbt_project.yml``/``profiles.yml`` is missing
@@ -114,6 +91,7 @@ class DbtCoreExecutor:
         node_timeout_seconds: float | None = None,
         log_level: str = "info",
         coalesce_ms: float = 5.0,
+        manifest_path: str | Path | None = None,
     ) -> None:
         for name, value in (
             ("threads", threads),
@@ -137,18 +115,18 @@ class DbtCoreExecutor:
         self._node_timeout = node_timeout_seconds
         self._log_level = log_level
         self._coalesce_ms = coalesce_ms
+        self._manifest_path = absolute(manifest_path)
         self._init_runtime()
 
     # -- pickling: configuration only ----------------------------------------------------------
 
-    _RUNTIME = ("_lock", "_scheduler", "_resolved", "_key_locks", "_finalizer", "_scopes")
+    _RUNTIME = ("_lock", "_scheduler", "_resolver", "_finalizer", "_scopes")
 
     def _init_runtime(self) -> None:
         self._lock = threading.Lock()
         self._scheduler: Scheduler | None = None
+        self._resolver: ManifestResolver | None = None
         self._finalizer: weakref.finalize | None = None
-        self._resolved: dict[Path, ResolvedManifest] = {}
-        self._key_locks: dict[Path, threading.Lock] = {}
         self._scopes = 0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -178,95 +156,46 @@ class DbtCoreExecutor:
 
         An existing manifest is reused only while its fingerprint (project files, profile,
         target, vars, referenced environment variables, dbt version) still matches; otherwise
-        ``dbt deps`` (unless ``run_deps=False``) and ``dbt parse`` run in a worker.
+        ``dbt deps`` (unless ``run_deps=False``) and ``dbt parse`` run in a worker. With
+        ``manifest_path``, that file is returned, and nothing is parsed.
 
         Raises:
-            ManifestResolutionError: ``dbt deps`` or ``dbt parse`` failed; the message is dbt's.
+            ManifestResolutionError: ``dbt deps`` or ``dbt parse`` failed (the message is
+                dbt's), or the pre-built manifest cannot be read or run from.
         """
         return self._resolve(target, vars, check=True).manifest_path
 
     def _resolve(
         self, target: str | None, vars: Mapping[str, Any] | None, *, check: bool
     ) -> ResolvedManifest:
-        target = target if target is not None else self._target
-        merged = {**self._vars, **(vars or {})}
-        directory = manifest_dir(self._paths.target_path, target, merged)
         with self._lock:
-            known = self._resolved.get(directory)
-            key_lock = self._key_locks.setdefault(directory, threading.Lock())
-        if known is not None and not check:
-            return known
-        with key_lock:
-            directory.mkdir(parents=True, exist_ok=True)
-            # Another process may be resolving the same manifest.
-            with FileLock(str(directory / ".resolve.lock")):
-                current = fingerprint(self._paths, target=target, vars=merged)
-                record = read_record(directory)
-                if not reusable(record, current, directory):
-                    record = self._parse(directory, target, merged)
-                resolved = ResolvedManifest.from_record(directory, record)
-            with self._lock:
-                known = self._resolved.get(directory)
-                if known is not None and known.digest == resolved.digest:
-                    return known
-                self._resolved[directory] = resolved
-            return resolved
-
-    def _parse(self, directory: Path, target: str | None, vars: Mapping[str, Any]) -> dict:
-        common = [
-            "--project-dir",
-            str(self._paths.project_dir),
-            "--profiles-dir",
-            str(self._paths.profiles_dir),
-            *QUIET,
-            "--log-level-file",
-            "none",
-        ]
-        if vars:
-            common += ["--vars", canonical_vars(vars)]
-        scheduler = self._get_scheduler()
-        if self._run_deps:
-            done = scheduler.submit(
-                Job(kind=DEPS, args=("deps", *common), environ=dict(os.environ))
-            ).result()
-            if not done.success:
-                message = done.error.message if done.error else "dbt deps failed"
-                raise ManifestResolutionError(
-                    f"`dbt deps` failed in {self._paths.project_dir}: {message}",
-                    command="deps",
-                    dbt_message=message,
+            if self._resolver is None:
+                self._resolver = ManifestResolver(
+                    paths=self._paths,
+                    run_deps=self._run_deps,
+                    prebuilt=self._manifest_path,
+                    target=self._target,
+                    vars=self._vars,
+                    scheduler=self._get_scheduler,
                 )
-        current = fingerprint(self._paths, target=target, vars=vars)  # after deps installed
-        current_digest = digest(current)
-        args = ["parse", *common, "--target-path", str(directory)]
-        if target:
-            args += ["--target", target]
-        done = scheduler.submit(
-            Job(
-                kind=PARSE,
-                args=tuple(args),
-                environ=dict(os.environ),
-                pickle_to=str(directory / "manifest.pickle"),
-                digest=current_digest,
-            )
-        ).result()
-        if not done.success or not (directory / "manifest.json").is_file():
-            message = done.error.message if done.error else "dbt parse wrote no manifest.json"
-            raise ManifestResolutionError(
-                f"`dbt parse` failed for target {target or '(profile default)'}: {message}",
-                command="parse",
-                dbt_message=message,
-            )
-        record = {
-            "fingerprint": current,
-            "digest": current_digest,
-            "adapter_type": done.info.get("adapter_type"),
-            "duckdb_path": done.info.get("duckdb_path"),
-            "threads": done.info.get("threads"),
-            "parsed_at": datetime.now(UTC).isoformat(),
-        }
-        write_record(directory, record)
-        return record
+            resolver = self._resolver
+        return resolver.resolve(target, vars, check=check)
+
+    def validate_extra_args(self, args: Sequence[str]) -> tuple[str, ...]:
+        """Check extra dbt arguments against this executor's flag table.
+
+        Returns:
+            The arguments, unchanged.
+
+        Raises:
+            InvalidCliArgsError: A blocked or first-class flag (a ``ValueError`` whose message
+                says what to use instead).
+
+        Example:
+            >>> executor.validate_extra_args(["--store-failures"])  # doctest: +SKIP
+            ('--store-failures',)
+        """
+        return validate_extra_cli_args(args)
 
     # -- execution -----------------------------------------------------------------------------
 
@@ -286,71 +215,22 @@ class DbtCoreExecutor:
         vars = {**(request.vars or {}), **(lifted or {})}
         resolved = self._resolve(request.target, vars, check=False)
         ids = tuple(dict.fromkeys(request.node_ids))
-        selectors: dict[str, str] = {}
-        results: dict[str, NodeResult] = {}
-        for uid in ids:
-            try:
-                selectors[uid] = resolved.selector(uid)
-            except (KeyError, SelectionError) as exc:
-                message = f"dbt cannot select this node: {exc}"
-                results[uid] = NodeResult(
-                    unique_id=uid,
-                    status=NodeStatus.ERROR,
-                    message=message,
-                    error=ErrorInfo(type=type(exc).__name__, message=message),
-                )
+        selectors, unselectable = selectors_for(ids, resolved)
         if not selectors:
             return ExecutionResult(
-                results=results, started_at=started, completed_at=datetime.now(UTC)
+                results=unselectable, started_at=started, completed_at=datetime.now(UTC)
             )
-        environ = dict(os.environ)
-        lane = Lane(
-            manifest=resolved.ref,
-            target=resolved.target,
-            vars_json=canonical_vars(resolved.vars),
+        jobs = jobs_for(
+            request,
+            selectors,
+            resolved,
             extra_args=extra,
-            env_digest=env_digest(environ),
-            duckdb_path=resolved.duckdb_path,
-            profile_threads=resolved.profile_threads,
+            environ=dict(os.environ),
+            timeout=request.timeout_seconds or self._node_timeout,
         )
-        parts = split_orphan_unit_tests(request, selectors, resolved)
         scheduler = self._get_scheduler()
-        futures = []
-        streaming = not any(a in NO_SESSION_FLAGS for a in extra)
-        for command, part in parts:
-            own = command == "test" and any(u.startswith("unit_test.") for u in part)
-            fr = request.full_refresh if command in FULL_REFRESH_COMMANDS else None
-            job = Job(
-                kind=RUN,
-                node_ids=tuple(part),
-                lane=lane,
-                command=command,
-                selectors=part,
-                full_refresh=fr,
-                timeout=request.timeout_seconds or self._node_timeout,
-                environ=environ,
-                related=resolved.related(part),
-                own_command=own,
-                also_joins=(session_key(lane, True),) if fr is None else (),
-                session=session_key(lane, bool(fr))
-                if streaming and len(part) == 1 and not own
-                else None,
-            )
-            futures.append(scheduler.submit(job))
-        done: list[ExecutionResult] = [f.result() for f in futures]
-        for result in done:
-            results.update(result.results)
-        args: list[str] = []
-        for result in done:
-            args += [*(["&&"] if args else []), *display_args(result.invocation_args)]
-        return ExecutionResult(
-            results={uid: results[uid] for uid in ids},
-            started_at=min([started, *(r.started_at for r in done)]),
-            completed_at=max(r.completed_at for r in done),
-            error=next((r.error for r in done if r.error is not None), None),
-            logs=tuple(line for r in done for line in r.logs),
-            invocation_args=tuple(args),
-        )
+        futures = [scheduler.submit(job) for job in jobs]
+        return merge(ids, started, unselectable, [f.result() for f in futures])
 
     # -- freshness -----------------------------------------------------------------------------
 
@@ -380,36 +260,23 @@ class DbtCoreExecutor:
             return {}
         resolved = self._resolve(target, vars, check=False)
         selectors = tuple(dict.fromkeys(resolved.selector(uid) for uid in sources))
-        args = [
+        args = command_args(
+            self._paths,
             "source",
             "freshness",
-            "--project-dir",
-            str(self._paths.project_dir),
-            "--profiles-dir",
-            str(self._paths.profiles_dir),
-            *QUIET,
-            "--log-level-file",
-            "none",
             "--select",
             *selectors,
-        ]
-        if resolved.target:
-            args += ["--target", resolved.target]
-        if resolved.vars:
-            args += ["--vars", canonical_vars(resolved.vars)]
-        done: InvokeDone = (
-            self._get_scheduler()
-            .submit(
-                Job(
-                    kind=FRESHNESS,
-                    args=tuple(args),
-                    manifest=resolved.ref,
-                    duckdb_path=resolved.duckdb_path,
-                    environ=dict(os.environ),
-                )
-            )
-            .result()
+            target=resolved.target,
+            vars=resolved.vars,
         )
+        job = Job(
+            kind=FRESHNESS,
+            args=tuple(args),
+            manifest=resolved.ref,
+            duckdb_path=resolved.duckdb_path,
+            environ=dict(os.environ),
+        )
+        done: InvokeDone = self._get_scheduler().submit(job).result()
         if not done.freshness and done.error is not None:
             raise FreshnessError(f"`dbt source freshness` could not run: {done.error.message}")
         wanted = set(sources)
@@ -443,6 +310,12 @@ class DbtCoreExecutor:
 
     def _get_scheduler(self) -> Scheduler:
         with self._lock:
+            if self._scheduler is not None and self._scheduler.failed:
+                # Its requests have failed with the reason; start afresh.
+                if self._finalizer is not None:
+                    self._finalizer.detach()
+                self._scheduler.close()
+                self._scheduler = None
             if self._scheduler is None:
                 self._scheduler = Scheduler(
                     max_workers=self._workers,
@@ -461,7 +334,9 @@ class DbtCoreExecutor:
             return self._scheduler
 
     @contextlib.contextmanager
-    def run_scope(self, linger_seconds: float = 10.0) -> Iterator[None]:
+    def run_scope(
+        self, linger_seconds: float = 10.0, *, concurrency: int | None = None
+    ) -> Iterator[None]:
         """Keep streaming sessions open between the requests of one run.
 
         A per-node run submits a node when its parents' results arrive, so a session would
@@ -470,17 +345,27 @@ class DbtCoreExecutor:
         ``linger_seconds`` for the next request. On leaving the (outermost) scope every
         lingering session is ended, and DuckDB files are closed, before this returns.
 
+        Args:
+            linger_seconds: How long a dry session waits for the next request.
+            concurrency: The most requests the caller keeps in flight at once. A session runs
+                that many nodes at once (dbt's ``--threads`` for it is at least this, whatever
+                ``threads`` says), on every adapter; ``None``: at least 8.
+
         Example:
-            >>> with executor.run_scope():  # doctest: +SKIP
+            >>> with executor.run_scope(concurrency=4):  # doctest: +SKIP
             ...     for request in requests:
             ...         executor.execute(request)
         """
         if linger_seconds < 0:
             raise ValueError(f"linger_seconds must not be negative, got {linger_seconds!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
         scheduler = self._get_scheduler()
         with self._lock:
             self._scopes += 1
             scheduler.linger = max(scheduler.linger, linger_seconds)
+            if concurrency is not None:
+                scheduler.in_flight = max(scheduler.in_flight or 0, concurrency)
         try:
             yield
         finally:
@@ -489,6 +374,7 @@ class DbtCoreExecutor:
                 last = self._scopes == 0
                 if last:
                     scheduler.linger = 0.0
+                    scheduler.in_flight = None
             if last:
                 scheduler.end_sessions()
 

@@ -15,10 +15,11 @@ from dbt_graph import ExecutionRequest
 
 from dbt_exec_core._jobs import Lane
 from dbt_exec_core._manifests import ResolvedManifest
-from dbt_exec_core._project import ProjectPaths
+from dbt_exec_core._project import ProjectPaths, canonical_vars
 
 FULL_REFRESH_COMMANDS = frozenset({"build", "run", "seed"})
-#: dbt threads of a streaming session when ``threads`` is not set (at least the profile's).
+#: dbt threads of a streaming session when callers did not say how many requests they keep in
+#: flight (``run_scope(concurrency=...)``); at least ``threads`` (or the profile's).
 SESSION_THREADS = 8
 #: Extra arguments that keep requests out of streaming sessions.
 NO_SESSION_FLAGS = frozenset({"--fail-fast", "-x"})
@@ -44,9 +45,11 @@ class RunArgs:
         command: str,
         selectors: tuple[str, ...],
         lane: Lane,
+        *,
         full_refresh: bool,
-        jobs: int,
+        requests: int,
         session: bool,
+        in_flight: int | None,
     ) -> tuple[str, ...]:
         args = [
             command,
@@ -69,12 +72,7 @@ class RunArgs:
             args += ["--target", lane.target]
         if lane.vars_json != "{}":
             args += ["--vars", lane.vars_json]
-        threads = self.threads
-        if threads is None and session:
-            # Callers decide how many nodes are in flight; the session must not be the limit.
-            threads = max(lane.profile_threads or 1, SESSION_THREADS)
-        elif threads is None and jobs > 1:
-            threads = max(jobs, lane.profile_threads or 1)
+        threads = self._threads(lane, requests=requests, session=session, in_flight=in_flight)
         if threads is not None:
             args += ["--threads", str(threads)]
         if full_refresh and command in FULL_REFRESH_COMMANDS:
@@ -88,6 +86,43 @@ class RunArgs:
         if self.favor_state:
             args.append("--favor-state")
         return (*args, *lane.extra_args)
+
+    def _threads(
+        self, lane: Lane, *, requests: int, session: bool, in_flight: int | None
+    ) -> int | None:
+        """dbt's ``--threads``: how many of the invocation's nodes dbt may run at once."""
+        own = self.threads or lane.profile_threads or 1
+        if session:
+            # Callers decide how many nodes are in flight (the orchestrator's concurrency);
+            # a session must never be what limits them, whatever `threads` says.
+            return max(own, in_flight or SESSION_THREADS)
+        if self.threads is None and requests > 1:
+            return max(requests, own)  # coalesced requests each get a thread
+        return self.threads
+
+
+def command_args(
+    paths: ProjectPaths,
+    *command: str,
+    target: str | None = None,
+    vars: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """A quiet dbt command line for the project (output is captured from events)."""
+    args = [
+        *command,
+        "--project-dir",
+        str(paths.project_dir),
+        "--profiles-dir",
+        str(paths.profiles_dir),
+        *QUIET,
+        "--log-level-file",
+        "none",
+    ]
+    if target:
+        args += ["--target", target]
+    if vars:
+        args += ["--vars", canonical_vars(vars)]
+    return args
 
 
 def session_key(lane: Lane, full_refresh: bool) -> str:
@@ -117,15 +152,6 @@ def split_orphan_unit_tests(
 
 def absolute(path: str | Path | None) -> Path | None:
     return Path(path).expanduser().resolve() if path is not None else None
-
-
-def reusable(record: Mapping[str, Any] | None, current: Mapping[str, Any], directory: Path) -> bool:
-    return (
-        record is not None
-        and record.get("fingerprint") == current
-        and (directory / "manifest.json").is_file()
-        and (directory / "manifest.pickle").is_file()
-    )
 
 
 def env_digest(environ: Mapping[str, str]) -> str:

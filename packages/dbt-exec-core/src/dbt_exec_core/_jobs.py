@@ -1,14 +1,14 @@
-"""What the scheduler tracks per request: the coalescing lane and the job."""
+"""What the scheduler tracks per request: the coalescing lane, the job, and its answer."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from dbt_graph import ErrorInfo, NodeResult, NodeStatus
+from dbt_graph import ErrorInfo, ExecutionResult, LogLine, NodeResult, NodeStatus
 
 from dbt_exec_core._protocol import ManifestRef
 
@@ -33,7 +33,7 @@ class Job:
     """One caller's request, as the scheduler tracks it.
 
     Attributes:
-        kind: ``run``, ``deps``, ``parse`` or ``freshness``.
+        kind: ``run``, ``deps``, ``parse``, ``freshness`` or ``load``.
         lane: For ``run`` jobs, the coalescing lane.
         command: For ``run`` jobs, the dbt command.
         node_ids: The requested nodes, in order.
@@ -44,7 +44,8 @@ class Job:
         args: For jobs other than ``run``: the complete dbt arguments.
         manifest: For jobs other than ``run``: the manifest to invoke with, if any.
         duckdb_path: The DuckDB file the job touches, if any.
-        pickle_to / digest: For ``parse`` jobs.
+        pickle_to / digest: For ``parse`` and ``load`` jobs.
+        source: For ``load`` jobs: the manifest.json to load.
         related: Every ancestor and descendant of the requested nodes, to check independence.
         own_command: The job must run with its own command (``dbt build`` runs a unit test only
             with its model, so a ``test`` request for a unit test is never merged into a
@@ -69,6 +70,7 @@ class Job:
     duckdb_path: str | None = None
     pickle_to: str | None = None
     digest: str | None = None
+    source: str | None = None
     related: frozenset[str] = frozenset()
     own_command: bool = False
     session: str | None = None
@@ -105,4 +107,35 @@ def missing_result(unique_id: str, error: ErrorInfo | None) -> NodeResult:
         status=NodeStatus.ERROR,
         message=message,
         error=ErrorInfo(type=error.type if error else "NotReported", message=message),
+    )
+
+
+def lost_worker_error(index: int, pid: int | None, detail: str) -> ErrorInfo:
+    """The error of a request whose worker process died under it (killed, crashed)."""
+    who = f"dbt worker {index}" + (f" (pid {pid})" if pid is not None else "")
+    why = detail or "killed or crashed, e.g. by the out-of-memory killer"
+    return ErrorInfo(
+        type="WorkerError",
+        message=f"The {who} exited unexpectedly ({why}) before dbt reported this node. The "
+        "executor replaced the worker; run the node again (Prefect retries do this).",
+    )
+
+
+def complete(job: Job, *, error: ErrorInfo | None, logs: tuple[LogLine, ...]) -> None:
+    """Answer a ``run`` job: every requested node dbt did not report becomes an ``error``."""
+    if job.future.done():
+        return
+    for uid in job.remaining:
+        job.results[uid] = missing_result(uid, error)
+    job.remaining = set()
+    completed = datetime.now(UTC)
+    job.future.set_result(
+        ExecutionResult(
+            results={uid: job.results[uid] for uid in job.node_ids},
+            started_at=job.started_at or completed,
+            completed_at=completed,
+            error=error,
+            logs=tuple(logs),
+            invocation_args=job.invocation_args,
+        )
     )

@@ -9,7 +9,10 @@ Layout, under the project's target directory::
         fingerprint.json        what it was parsed from (see :func:`_project.fingerprint`)
 
 A manifest is reused only while its fingerprint still matches, so a manifest parsed for another
-target, other vars, older files or another dbt version is never used.
+target, other vars, older files or another dbt version is never used. A pre-built manifest.json
+(the executor's ``manifest_path``) is never parsed again: its directory,
+``prebuilt-<path hash>-<target>-<vars hash>``, holds only the manifest object built from it and
+the fingerprint (which then includes the file's own digest).
 """
 
 from __future__ import annotations
@@ -34,15 +37,28 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 RECORD_FILE = "fingerprint.json"
 
 
-def manifest_dir(target_path: Path, target: str | None, vars: Mapping[str, Any] | None) -> Path:
-    """The directory holding the manifest parsed for ``target`` and ``vars``.
+def manifest_dir(
+    target_path: Path,
+    target: str | None,
+    vars: Mapping[str, Any] | None,
+    *,
+    prebuilt: Path | None = None,
+) -> Path:
+    """The directory holding the manifest for ``target`` and ``vars``.
+
+    With ``prebuilt`` (a manifest.json the caller built), the directory holds only what the
+    executor derives from that file for the target and vars: the manifest object and the record.
 
     >>> manifest_dir(Path("/p/target"), "prod", None).name
     'prod-44136fa355'
+    >>> manifest_dir(Path("/p/target"), None, None, prebuilt=Path("/ci/manifest.json")).name
+    'prebuilt-cce70de32d-default-44136fa355'
     """
     vars_hash = hashlib.sha256(canonical_vars(vars).encode()).hexdigest()[:10]
-    name = _UNSAFE.sub("_", target) if target else "default"
-    return target_path / "dbt-exec-core" / f"{name}-{vars_hash}"
+    name = f"{_UNSAFE.sub('_', target) if target else 'default'}-{vars_hash}"
+    if prebuilt is not None:
+        name = f"prebuilt-{hashlib.sha256(str(prebuilt).encode()).hexdigest()[:10]}-{name}"
+    return target_path / "dbt-exec-core" / name
 
 
 def read_record(directory: Path) -> dict[str, Any] | None:
@@ -67,6 +83,7 @@ class ResolvedManifest:
 
     Attributes:
         directory: Its directory.
+        manifest_path: Its manifest.json (in ``directory``, unless it was pre-built).
         digest: Its fingerprint digest.
         target: The target it was parsed for (``None``: the profile's default).
         vars: Its vars.
@@ -76,6 +93,7 @@ class ResolvedManifest:
     """
 
     directory: Path
+    manifest_path: Path
     digest: str
     target: str | None
     vars: Mapping[str, Any]
@@ -89,11 +107,14 @@ class ResolvedManifest:
     _descendants: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_record(cls, directory: Path, record: Mapping[str, Any]) -> ResolvedManifest:
+    def from_record(
+        cls, directory: Path, record: Mapping[str, Any], *, prebuilt: Path | None = None
+    ) -> ResolvedManifest:
         """Rebuild from a stored record."""
         fingerprint = record["fingerprint"]
         return cls(
             directory=directory,
+            manifest_path=prebuilt or directory / "manifest.json",
             digest=record["digest"],
             target=fingerprint["target"],
             vars=json.loads(fingerprint["vars"]),
@@ -101,11 +122,6 @@ class ResolvedManifest:
             duckdb_path=record.get("duckdb_path"),
             profile_threads=record.get("threads"),
         )
-
-    @property
-    def manifest_path(self) -> Path:
-        """``manifest.json``."""
-        return self.directory / "manifest.json"
 
     @property
     def ref(self) -> ManifestRef:

@@ -1,4 +1,4 @@
-"""Starting worker processes, and the parent's handle on each of them.
+"""Starting worker processes, and the parent's link to each of them.
 
 On Linux a worker is forked from a per-process zygote that has dbt imported (milliseconds per
 worker once the zygote is up); elsewhere each worker is a fresh ``python -m
@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from dbt_exec_core._errors import WorkerError
 from dbt_exec_core._protocol import Stop
@@ -117,23 +117,51 @@ def _launch(config: dict[str, Any]) -> tuple[Connection, int, subprocess.Popen |
     return Connection(ours.detach()), process.pid, process
 
 
-class WorkerHandle:
-    """One worker process, as the scheduler sees it.
+class WorkerLink(Protocol):
+    """A started worker, as the scheduler drives it (a process, or an in-process fake in tests).
+
+    Messages from the worker go to the ``on_message`` callback it was started with; when it
+    has exited (or failed to start), ``on_exit(detail)`` is called once, ``detail`` saying why
+    when known (``"exit code -9"``, ``"it could not be started: ..."``).
+    """
+
+    @property
+    def pid(self) -> int | None:
+        """The process id once started (``None`` before, or for an in-process worker)."""
+        ...
+
+    def send(self, message: object) -> None:
+        """Send a message; raises ``OSError`` once the worker is gone."""
+        ...
+
+    def kill(self) -> None:
+        """Stop the worker now, whatever it is doing; ``on_exit`` follows."""
+        ...
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to finish and exit; kill it after ``timeout``; wait for it."""
+        ...
+
+
+class WorkerFactory(Protocol):
+    """Starts worker number ``index``; the scheduler's only way of making workers."""
+
+    def __call__(
+        self,
+        index: int,
+        *,
+        log_level: str,
+        on_message: Callable[[object], None],
+        on_exit: Callable[[str], None],
+    ) -> WorkerLink: ...
+
+
+class ProcessWorker:
+    """One worker process (the default :class:`WorkerFactory`).
 
     The process is started on a background thread (the first start waits for dbt to import);
-    messages sent before it is up are queued. Messages from the worker are handed to
-    ``on_message(handle, message)``; when it exits (or fails to start), ``on_exit(handle)`` is
-    called once.
-
-    Attributes:
-        index: A number for names and logs.
-        work_dir: The worker's own dbt target directory (removed when it exits).
-        batches: The invocations it is running, by id (empty when idle; several while a
-            streaming session takes requests). Kept by the scheduler.
-        session: The key of its running streaming session, if any.
-        keys: Manifest keys the worker has loaded (for affinity).
-        dying: Set once the worker is being stopped; it takes no more work.
-        exit_detail: Why it exited, when known (exit code or start-up error).
+    messages sent before it is up are queued. The worker writes dbt's files into a directory
+    of its own, removed when it exits.
     """
 
     def __init__(
@@ -141,18 +169,12 @@ class WorkerHandle:
         index: int,
         *,
         log_level: str,
-        on_message: Callable[[WorkerHandle, Any], None],
-        on_exit: Callable[[WorkerHandle], None],
+        on_message: Callable[[object], None],
+        on_exit: Callable[[str], None],
     ) -> None:
         self.index = index
         self.work_dir = tempfile.mkdtemp(prefix=f"dbt-exec-core-w{index}-")
-        self.batches: dict[int, Any] = {}
-        self.session: str | None = None
-        self.session_full_refresh = False
-        self.keys: set[str] = set()
-        self.dying = False
-        self.exit_detail = ""
-        self.pid: int | None = None
+        self._pid: int | None = None
         self._config = {"work_dir": self.work_dir, "log_level": log_level}
         self._on_message = on_message
         self._on_exit = on_exit
@@ -167,6 +189,10 @@ class WorkerHandle:
         )
         self._thread.start()
 
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
     def send(self, message: object) -> None:
         """Send a message (queued until the worker is up); ``OSError`` if it is gone."""
         with self._send_lock:
@@ -179,17 +205,15 @@ class WorkerHandle:
 
     def kill(self) -> None:
         """Kill the process now (SIGKILL); ``on_exit`` follows."""
-        self.dying = True
         with self._send_lock:
             self._kill_requested = True
-            pid = self.pid
+            pid = self._pid
         if pid is not None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit; kill it if it has not within ``timeout``; wait for it."""
-        self.dying = True
         with contextlib.suppress(OSError):
             self.send(Stop())
         self._thread.join(timeout)
@@ -201,11 +225,10 @@ class WorkerHandle:
         try:
             conn, pid, process = _launch(self._config)
         except Exception as exc:
-            self.exit_detail = f"it could not be started: {exc}"
-            self._finish()
+            self._finish(f"it could not be started: {exc}")
             return
         with self._send_lock:
-            self._conn, self.pid, self._process = conn, pid, process
+            self._conn, self._pid, self._process = conn, pid, process
             try:
                 for message in self._outbox:
                     conn.send(message)
@@ -214,22 +237,22 @@ class WorkerHandle:
             self._outbox.clear()
         if self._kill_requested:
             self.kill()  # kill() arrived while it was starting
+        detail = ""
         try:
             while True:
                 try:
                     message = conn.recv()
                 except (EOFError, OSError):
                     break
-                self._on_message(self, message)
+                self._on_message(message)
         finally:
             if process is not None:
-                code = process.wait()
-                self.exit_detail = f"exit code {code}"
+                detail = f"exit code {process.wait()}"
             conn.close()
-            self._finish()
+            self._finish(detail)
 
-    def _finish(self) -> None:
+    def _finish(self, detail: str) -> None:
         with self._send_lock:
             self._closed = True
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        self._on_exit(self)
+        self._on_exit(detail)

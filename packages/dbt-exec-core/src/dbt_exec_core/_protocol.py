@@ -25,6 +25,8 @@ PARSE = "parse"
 FRESHNESS = "freshness"
 #: ``dbt show --inline``: its rows come back in ``InvokeDone.info["rows"]``.
 QUERY = "query"
+#: Build the manifest object from an existing manifest.json (no parsing), and learn the target.
+LOAD = "load"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,15 +50,18 @@ class Invoke:
 
     Attributes:
         batch_id: Identifies the invocation in replies.
-        kind: ``run`` (build/run/test/seed/snapshot), ``deps``, ``parse`` or ``freshness``.
+        kind: ``run`` (build/run/test/seed/snapshot), ``deps``, ``parse``, ``freshness`` or
+            ``load``.
         args: dbt arguments; the worker adds ``--target-path`` (its own directory) except for
-            ``parse``, whose ``args`` name the manifest directory.
+            ``parse``, whose ``args`` name the manifest directory. For ``load``, a ``dbt ls``
+            that selects nothing, run only to register the target's adapter.
         manifest: The manifest to pass to dbt (``run`` and ``freshness``).
         requested: Node ids whose results the caller wants streamed.
         environ: The caller's environment, applied before invoking dbt.
         duckdb_lock: A lock file to hold for the invocation (DuckDB admits one process).
-        pickle_to: For ``parse``: where to pickle the parsed manifest.
-        digest: For ``parse``: the digest to store with the pickle.
+        pickle_to: For ``parse`` and ``load``: where to pickle the manifest object.
+        digest: For ``parse`` and ``load``: the digest to store with the pickle.
+        source: For ``load``: the manifest.json to build the manifest object from.
         session: For single-node ``run`` requests that may share a streaming session
             (:mod:`dbt_exec_core._session`): the session's key. Requests with the same key join
             the session running in the worker.
@@ -75,6 +80,7 @@ class Invoke:
     duckdb_lock: str | None = None
     pickle_to: str | None = None
     digest: str | None = None
+    source: str | None = None
     session: str | None = None
     linger: float = 0.0
 
@@ -132,8 +138,8 @@ class InvokeDone:
         logs: Invocation-wide log lines.
         error: Set when dbt raised instead of reporting results (bad flags, compilation error
             in a hook, failed parse...).
-        info: Kind-specific data: for ``parse`` the adapter type, DuckDB path and profile
-            threads; for ``query`` the ``rows`` as tuples of text.
+        info: Kind-specific data: for ``parse`` and ``load`` the adapter type, DuckDB path and
+            profile threads.
         freshness: For ``freshness``: the result per source.
     """
 

@@ -33,6 +33,7 @@ from typing import Any
 from dbt_graph import ErrorInfo, LogLine, NodeResult
 
 from dbt_exec_core import _convert, _speedups
+from dbt_exec_core._duckdb import holding
 from dbt_exec_core._protocol import Invoke, InvokeDone, NodeDone
 
 
@@ -112,19 +113,12 @@ class Session:
         outcome: Any = None
         error: ErrorInfo | None = None
         try:
-            with _speedups.serving(self), _speedups.exact_selection(self._first.requested):
-                if self._duckdb_lock:
-                    from filelock import FileLock
-
-                    from dbt_exec_core._worker import close_duckdb
-
-                    with FileLock(self._duckdb_lock, thread_local=False):
-                        try:
-                            outcome = self._invoke(self._args)
-                        finally:
-                            close_duckdb()
-                else:
-                    outcome = self._invoke(self._args)
+            with (
+                _speedups.serving(self),
+                _speedups.exact_selection(self._first.requested),
+                holding(self._duckdb_lock),
+            ):
+                outcome = self._invoke(self._args)
         except BaseException as exc:  # report it on every open request rather than hang them
             error = ErrorInfo.from_exception(exc)
         if outcome is not None and outcome.exception is not None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import queue
 import signal
 import sys
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -28,13 +26,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import ErrorInfo, LogLine, NodeResult
+from dbt_graph import ErrorInfo, LogLine, NodeResult, SourceFreshness
 
-from dbt_exec_core import _convert, _speedups
+from dbt_exec_core import _convert, _dbt_manifest, _speedups
+from dbt_exec_core._dbt_manifest import LoadedManifest
+from dbt_exec_core._duckdb import holding
 from dbt_exec_core._fingerprints import forget_inline_nodes, query_rows
 from dbt_exec_core._protocol import (
     DEPS,
     FRESHNESS,
+    LOAD,
     PARSE,
     QUERY,
     RUN,
@@ -43,6 +44,7 @@ from dbt_exec_core._protocol import (
     EndSession,
     Invoke,
     InvokeDone,
+    ManifestRef,
     NodeDone,
     Ready,
     SessionEnded,
@@ -52,18 +54,6 @@ from dbt_exec_core._session import Session
 
 #: How many parsed manifests (targets/vars) a worker keeps in memory.
 _KEPT_MANIFESTS = 3
-#: Node attributes dbt's compiler sets in place; they are reset before every invocation because
-#: dbt trusts them (a node whose ephemeral CTEs were injected once is never injected again, so a
-#: reused manifest would run the second invocation's SQL without its CTEs).
-_COMPILE_STATE = (
-    "compiled",
-    "compiled_code",
-    "extra_ctes_injected",
-    "extra_ctes",
-    "_pre_injected_sql",
-    "compiled_path",
-    "relation_name",
-)
 
 
 class _Capture:
@@ -78,34 +68,6 @@ class _Capture:
         self.lock = threading.Lock()
 
 
-class _LoadedManifest:
-    def __init__(self, digest: str, manifest: Any) -> None:
-        self.digest = digest
-        self.manifest = manifest
-        self.pristine = {
-            uid: (node, {a: _copy(vars(node)[a]) for a in _COMPILE_STATE if a in vars(node)})
-            for uid, node in manifest.nodes.items()
-        }
-
-    def reset_compile_state(self) -> None:
-        """Undo what compiling did to every node."""
-        self.reset_nodes(self.pristine)
-
-    def reset_nodes(self, unique_ids: Any) -> None:
-        """Undo what compiling did to these nodes."""
-        for uid in unique_ids:
-            entry = self.pristine.get(uid)
-            if entry is None:
-                continue
-            node, state = entry
-            for attr, value in state.items():
-                setattr(node, attr, _copy(value))
-
-
-def _copy(value: Any) -> Any:
-    return list(value) if isinstance(value, list) else value
-
-
 class Worker:
     """Runs the invocations the parent sends over ``conn`` and replies on it."""
 
@@ -116,7 +78,7 @@ class Worker:
         self._min_rank = _convert.level_rank(str(config.get("log_level", "info")))
         self._log_level = str(config.get("log_level", "info"))
         self._work_dir = str(config["work_dir"])
-        self._manifests: OrderedDict[str, _LoadedManifest] = OrderedDict()
+        self._manifests: OrderedDict[str, LoadedManifest] = OrderedDict()
         self._capture: _Capture | None = None
         self._session: Session | None = None
 
@@ -155,9 +117,7 @@ class Worker:
         os.environ.clear()
         os.environ.update(invoke.environ)
         assert invoke.manifest is not None
-        loaded = self._manifest(
-            invoke.manifest.key, invoke.manifest.digest, invoke.manifest.pickle_path
-        )
+        loaded = self._manifest(invoke.manifest)
         loaded.reset_compile_state()
         capture = _Capture(-1, frozenset(), loaded.manifest)
         self._capture = capture
@@ -205,10 +165,10 @@ class Worker:
         os.environ.clear()
         os.environ.update(invoke.environ)
         loaded = None
-        if invoke.manifest is not None:
-            loaded = self._manifest(
-                invoke.manifest.key, invoke.manifest.digest, invoke.manifest.pickle_path
-            )
+        if invoke.kind == LOAD:
+            loaded = self._load_json(invoke)
+        elif invoke.manifest is not None:
+            loaded = self._manifest(invoke.manifest)
             loaded.reset_compile_state()
         args = list(invoke.args)
         if invoke.kind not in (PARSE, DEPS):
@@ -218,15 +178,7 @@ class Worker:
         capture = _Capture(invoke.batch_id, invoke.requested, loaded.manifest if loaded else None)
         self._capture = capture
         try:
-            if invoke.duckdb_lock:
-                from filelock import FileLock
-
-                with FileLock(invoke.duckdb_lock, thread_local=False):
-                    try:
-                        outcome = self._invoke(args, capture, invoke.kind)
-                    finally:
-                        close_duckdb()
-            else:
+            with holding(invoke.duckdb_lock):
                 outcome = self._invoke(args, capture, invoke.kind)
         finally:
             self._capture = None
@@ -236,7 +188,7 @@ class Worker:
         from dbt.cli.main import dbtRunner
 
         runner = dbtRunner(manifest=capture.manifest, callbacks=[self._on_event])
-        if kind != RUN:
+        if kind not in (RUN, LOAD):
             return runner.invoke(args)
         with _speedups.exact_selection(capture.requested):
             return runner.invoke(args)
@@ -248,40 +200,28 @@ class Worker:
                 type=type(outcome.exception).__name__,
                 message=str(outcome.exception) or type(outcome.exception).__name__,
             )
-        info: dict[str, Any] = {}
-        results: dict[str, NodeResult] = {}
-        freshness = {}
-        payload = outcome.result
-        if invoke.kind == PARSE and outcome.success and payload is not None:
-            info = self._store_parsed(invoke, payload)
-        elif invoke.kind == FRESHNESS and payload is not None:
-            for item in getattr(payload, "results", ()):
-                if getattr(item, "node", None) is not None:
-                    fresh = _convert.freshness_from_result(item)
-                    freshness[fresh.unique_id] = fresh
-        elif invoke.kind == QUERY:
-            forget_inline_nodes(loaded.manifest if loaded is not None else None)
-            info = {"rows": query_rows(payload)}
-        elif payload is not None and hasattr(payload, "results"):
-            for item in payload.results:
-                node = getattr(item, "node", None)
-                if node is None:
-                    continue
-                logs = capture.node_logs.get(node.unique_id, ())
-                results[node.unique_id] = _convert.result_from_run_result(item, logs)
-        if error is None and not outcome.success and invoke.kind in (PARSE, DEPS):
+        elif not outcome.success and invoke.kind in (PARSE, DEPS, LOAD):
             errors = [line.message for line in capture.logs if line.level == "error"]
             error = ErrorInfo(
                 type="DbtError", message="\n".join(errors) or f"dbt {invoke.kind} failed"
             )
+        info: dict[str, Any] = {}
+        payload = outcome.result
+        if invoke.kind == PARSE and outcome.success and payload is not None:
+            info = self._store_parsed(invoke, payload)
+        elif invoke.kind == LOAD and outcome.success:
+            info = _dbt_manifest.adapter_info(loaded.manifest, check_packages=True)
+        elif invoke.kind == QUERY:
+            forget_inline_nodes(loaded.manifest if loaded is not None else None)
+            info = {"rows": query_rows(payload)}
         return InvokeDone(
             batch_id=invoke.batch_id,
             success=bool(outcome.success),
-            results=results,
+            results=_results(invoke.kind, payload, capture),
             logs=tuple(capture.logs),
             error=error,
             info=info,
-            freshness=freshness,
+            freshness=_freshness(payload) if invoke.kind == FRESHNESS else {},
         )
 
     def _on_event(self, event: Any) -> None:
@@ -317,7 +257,8 @@ class Worker:
             try:
                 from dbt.adapters.factory import FACTORY
 
-                for adapter in list(FACTORY.adapters.values()):
+                adapters: list[Any] = list(FACTORY.adapters.values())  # SQL adapters
+                for adapter in adapters:
                     if adapter.is_cancelable():
                         with adapter.connection_named("dbt-exec-core-cancel"):
                             adapter.cancel_open_connections()
@@ -325,95 +266,54 @@ class Worker:
                 pass
         self._send(Cancelled(batch_id))
 
-    def _manifest(self, key: str, digest: str, pickle_path: str) -> _LoadedManifest:
-        loaded = self._manifests.get(key)
-        if loaded is None or loaded.digest != digest:
-            with open(pickle_path, "rb") as handle:
-                stored_digest, manifest = pickle.load(handle)
-            if stored_digest != digest:
-                raise RuntimeError(
-                    f"The manifest at {pickle_path} changed while it was being used (digest "
-                    f"{stored_digest}, expected {digest}); resolve the manifest again."
-                )
-            loaded = _LoadedManifest(digest, manifest)
-            self._manifests[key] = loaded
+    def _manifest(self, ref: ManifestRef) -> LoadedManifest:
+        loaded = self._manifests.get(ref.key)
+        if loaded is None or loaded.digest != ref.digest:
+            loaded = _dbt_manifest.load(ref.pickle_path, ref.digest)
+        self._keep(ref.key, loaded)
+        return loaded
+
+    def _keep(self, key: str, loaded: LoadedManifest) -> None:
+        self._manifests[key] = loaded
         self._manifests.move_to_end(key)
         while len(self._manifests) > _KEPT_MANIFESTS:
             self._manifests.popitem(last=False)
+
+    def _load_json(self, invoke: Invoke) -> LoadedManifest:
+        assert invoke.source and invoke.pickle_to and invoke.digest
+        manifest = _dbt_manifest.from_json(invoke.source)
+        loaded = _dbt_manifest.store(manifest, invoke.pickle_to, invoke.digest)
+        self._keep(Path(invoke.pickle_to).parent.name, loaded)
         return loaded
 
     def _store_parsed(self, invoke: Invoke, manifest: Any) -> dict[str, Any]:
         assert invoke.pickle_to is not None and invoke.digest is not None
-        target = Path(invoke.pickle_to)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".manifest-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            _pickle_manifest((invoke.digest, manifest), handle)
-        os.replace(tmp, target)
-        key = target.parent.name
-        self._manifests[key] = _LoadedManifest(invoke.digest, manifest)
-        return _adapter_info(manifest)
+        loaded = _dbt_manifest.store(manifest, invoke.pickle_to, invoke.digest)
+        self._keep(Path(invoke.pickle_to).parent.name, loaded)
+        return _dbt_manifest.adapter_info(manifest)
 
 
-def close_duckdb() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open between invocations (``keep_open``
-    defaults to true), so other processes can open the file while this worker is idle."""
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
-        return
-    with DuckDBConnectionManager._LOCK:
-        env = DuckDBConnectionManager._ENV
-        if env is not None:
-            env.close()
+def _results(kind: str, payload: Any, capture: _Capture) -> dict[str, NodeResult]:
+    """dbt's final result per node of a ``run`` invocation."""
+    results: dict[str, NodeResult] = {}
+    if kind != RUN or not hasattr(payload, "results"):
+        return results
+    for item in payload.results:
+        node = getattr(item, "node", None)
+        if node is not None:
+            logs = capture.node_logs.get(node.unique_id, ())
+            results[node.unique_id] = _convert.result_from_run_result(item, logs)
+    return results
 
 
-def _pickle_manifest(payload: Any, handle: Any) -> None:
-    """Pickle a dbt Manifest by its public fields.
-
-    dbt's own ``Manifest.__reduce_ex__`` passes its fields positionally in an order that no
-    longer matches the class (dbt 1.11 added fields), which shifts the lookup caches into the
-    wrong attributes of the copy. Rebuilding from keyword arguments leaves the caches empty;
-    dbt rebuilds them on first use.
-    """
-    import copyreg
-    import dataclasses
-
-    from dbt.contracts.graph.manifest import Manifest
-
-    def reduce(manifest: Any) -> tuple[Any, tuple[dict[str, Any]]]:
-        state = {
-            f.name: getattr(manifest, f.name)
-            for f in dataclasses.fields(manifest)
-            if f.init and not f.name.startswith("_")
-        }
-        return _rebuild_manifest, (state,)
-
-    pickler = pickle.Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = {**copyreg.dispatch_table, Manifest: reduce}
-    pickler.dump(payload)
-
-
-def _rebuild_manifest(state: dict[str, Any]) -> Any:
-    from dbt.contracts.graph.manifest import Manifest
-
-    return Manifest(**state)
-
-
-def _adapter_info(manifest: Any) -> dict[str, Any]:
-    """What the parent needs to know about the target: adapter type, DuckDB file, threads."""
-    from dbt.adapters.factory import FACTORY
-
-    adapter_type = manifest.metadata.adapter_type
-    info: dict[str, Any] = {"adapter_type": adapter_type, "duckdb_path": None, "threads": None}
-    adapter = FACTORY.adapters.get(adapter_type) if adapter_type else None
-    config = getattr(adapter, "config", None)
-    if config is not None:
-        info["threads"] = getattr(config, "threads", None)
-        if adapter_type == "duckdb":
-            path = str(getattr(config.credentials, "path", "") or "")
-            if path and path != ":memory:" and not path.startswith("md:"):
-                info["duckdb_path"] = os.path.abspath(path)
-    return info
+def _freshness(payload: Any) -> dict[str, SourceFreshness]:
+    """The freshness per source of a ``dbt source freshness`` invocation."""
+    found = {}
+    for item in getattr(payload, "results", None) or ():
+        if getattr(item, "node", None) is not None:
+            fresh = _convert.freshness_from_result(item)
+            found[fresh.unique_id] = fresh
+    return found
 
 
 def quiet_resource_tracker() -> None:

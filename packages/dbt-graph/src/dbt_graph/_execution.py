@@ -255,10 +255,11 @@ class Executor(Protocol):
     :class:`dbt_graph.testing.FakeExecutor`. Executors must be safe to call from several threads
     at once and must pickle (without live connections) so task runners can ship them.
 
-    Optional: ``run_scope()``, a context manager the orchestrator enters around the requests
-    of one per-node run (when the executor has it), so an executor can keep per-run resources
-    warm between requests and release them on exit (``DbtCoreExecutor`` keeps its streaming
-    dbt sessions open).
+    Optional: ``run_scope(concurrency=N)``, a context manager the orchestrator enters around
+    the requests of one per-node run (when the executor has it), ``N`` being the most requests
+    it keeps in flight at once, so an executor can keep per-run resources warm between
+    requests, size them for ``N``, and release them on exit (``DbtCoreExecutor`` keeps its
+    streaming dbt sessions open, each running up to ``N`` nodes at once).
 
     Optional: ``source_fingerprints(sources, *, target, vars)``, the data fingerprints behind
     data-aware caching (see :class:`~dbt_graph.SourceFingerprinter`).

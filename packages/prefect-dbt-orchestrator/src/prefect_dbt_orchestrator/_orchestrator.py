@@ -153,6 +153,7 @@ class PrefectDbtOrchestrator:
                 defer=defer,
                 defer_state_path=defer_state_path,
                 favor_state=favor_state,
+                manifest_path=self.manifest_path,  # run from it: no deps, no parse
             )
         self.executor: Executor = executor
         self.retries = retries

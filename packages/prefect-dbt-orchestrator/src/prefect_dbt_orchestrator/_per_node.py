@@ -98,7 +98,11 @@ def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     log_level = logging.getLevelName(orch.settings.log_level.upper())
     log_level = log_level if isinstance(log_level, int) else logging.INFO
     scope = getattr(orch.executor, "run_scope", None)
-    with _quiet_outside_flows(), _shared_api(), scope() if scope else nullcontext(), runner:
+    # The executor must run as many nodes at once as this run keeps in flight (its dbt
+    # `threads` must never cap `concurrency`).
+    wide = orch.concurrency if isinstance(orch.concurrency, int) else plan.estimated_parallelism
+    scoped = scope(concurrency=max(1, wide)) if scope else nullcontext()
+    with _quiet_outside_flows(), _shared_api(), scoped, runner:
         for phase in plan.phases:
             _run_phase(orch, ctx, runner, phase, results, roots, log_level, task_for)
     return results
