@@ -50,6 +50,15 @@ from dbt_graph._nodes import (
 from dbt_graph._selection import select
 from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
+from dbt_graph._walks import (
+    ancestors,
+    descendants,
+    drop_fed_by,
+    nearest_ancestors,
+    topological_generations,
+    topological_order,
+    upstream_sources,
+)
 
 __all__ = [
     "RUNNABLE_TYPES",
@@ -83,10 +92,17 @@ __all__ = [
     "TestStrategy",
     "UnknownMethodError",
     "Wave",
+    "ancestors",
     "build_plan",
+    "descendants",
+    "drop_fed_by",
     "executable_parents",
     "load_manifest",
+    "nearest_ancestors",
     "node_selector",
     "parse_manifest",
     "select",
+    "topological_generations",
+    "topological_order",
+    "upstream_sources",
 ]
