@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_graph import CycleError, Manifest, Node, ResourceType
+from dbt_graph import Manifest, Node, ResourceType, nearest_ancestors, topological_order
 
 from dbt_cachekeys._digest import canonical_json, digest_of, sha256_hex
 from dbt_cachekeys._macros import MacroIndex
@@ -243,11 +243,19 @@ def compute_keys(
     env_json = canonical_json([SCHEMA_VERSION, env])
     macros = MacroIndex(manifest.macros)
     keyed = {uid: n for uid, n in manifest.nodes.items() if n.resource_type not in _UNKEYED}
+    keyed_parents = {uid: tuple(p for p in manifest.parent_map[uid] if p in keyed) for uid in keyed}
+    data_parents = nearest_ancestors(
+        keyed_parents,
+        keyed,
+        keep=lambda p: (
+            keyed[p].resource_type is not ResourceType.SOURCE and not keyed[p].is_ephemeral
+        ),
+        through=lambda p: keyed[p].is_ephemeral,
+    )
     contents: dict[str, str] = {}
-    data_parents: dict[str, tuple[str, ...]] = {}
     sources: dict[str, frozenset[str]] = {}
     out: dict[str, NodeKey] = {}
-    for uid in _topological(keyed):
+    for uid in topological_order(keyed_parents):
         node = keyed[uid]
         parents = sorted(dict.fromkeys(node.depends_on))
         text, label, problem = _text(node, read_file)
@@ -279,8 +287,7 @@ def compute_keys(
             ]
         )
         contents[uid] = content
-        data_parents[uid] = _data_parents(parents, keyed, data_parents)
-        sources[uid] = _sources(parents, keyed, sources)
+        sources[uid] = _sources(keyed_parents[uid], keyed, sources)
         out[uid] = NodeKey(
             unique_id=uid,
             resource_type=node.resource_type,
@@ -289,7 +296,7 @@ def compute_keys(
             content=content,
             components=components,
             text_label=label,
-            data_parents=data_parents[uid],
+            data_parents=tuple(sorted(data_parents[uid])),
             sources=tuple(sorted(sources[uid])),
             problem=problem,
         )
@@ -323,59 +330,12 @@ def _macro_roots(node: Node, macros: MacroIndex) -> tuple[str, ...]:
     return (*node.depends_on_macros, *implementations)
 
 
-def _data_parents(
-    parents: Sequence[str], keyed: Mapping[str, Node], known: Mapping[str, tuple[str, ...]]
-) -> tuple[str, ...]:
-    found: dict[str, None] = {}
-    for parent in parents:
-        node = keyed.get(parent)
-        if node is None or node.resource_type is ResourceType.SOURCE:
-            continue
-        if node.is_ephemeral:
-            found.update(dict.fromkeys(known[parent]))
-        else:
-            found[parent] = None
-    return tuple(sorted(found))
-
-
 def _sources(
     parents: Sequence[str], keyed: Mapping[str, Node], known: Mapping[str, frozenset[str]]
 ) -> frozenset[str]:
     found: set[str] = set()
     for parent in parents:
-        node = keyed.get(parent)
-        if node is None:
-            continue
-        if node.resource_type is ResourceType.SOURCE:
+        if keyed[parent].resource_type is ResourceType.SOURCE:
             found.add(parent)
         found |= known[parent]
     return frozenset(found)
-
-
-def _topological(nodes: Mapping[str, Node]) -> list[str]:
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for root in nodes:
-        if root in state:
-            continue
-        state[root] = 1
-        path = [root]
-        work = [iter(sorted(set(nodes[root].depends_on)))]
-        while work:
-            for parent in work[-1]:
-                if parent not in nodes:
-                    continue
-                seen = state.get(parent)
-                if seen == 1:
-                    raise CycleError(path[path.index(parent) :])
-                if seen is None:
-                    state[parent] = 1
-                    path.append(parent)
-                    work.append(iter(sorted(set(nodes[parent].depends_on))))
-                    break
-            else:
-                work.pop()
-                done = path.pop()
-                state[done] = 2
-                order.append(done)
-    return order
