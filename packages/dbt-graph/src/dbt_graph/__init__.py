@@ -36,7 +36,8 @@ from dbt_graph._graph import (
     build_plan,
     executable_parents,
 )
-from dbt_graph._manifest import Manifest, ManifestMetadata, load_manifest, parse_manifest
+from dbt_graph._loader import load_manifest, parse_manifest
+from dbt_graph._manifest import Manifest, ManifestMetadata
 from dbt_graph._nodes import (
     RUNNABLE_TYPES,
     TEST_TYPES,

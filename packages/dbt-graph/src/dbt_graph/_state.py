@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dbt_graph._errors import StateError
-from dbt_graph._manifest import Manifest, load_manifest
+from dbt_graph._loader import load_manifest
+from dbt_graph._manifest import Manifest
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

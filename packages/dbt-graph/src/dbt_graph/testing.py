@@ -30,7 +30,8 @@ from dbt_graph._execution import (
     NodeStatus,
     SourceFreshness,
 )
-from dbt_graph._manifest import Manifest, parse_manifest
+from dbt_graph._loader import parse_manifest
+from dbt_graph._manifest import Manifest
 from dbt_graph._walks import ancestors, topological_order
 
 _SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
