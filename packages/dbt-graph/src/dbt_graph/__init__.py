@@ -13,6 +13,7 @@ from dbt_graph._errors import (
     CycleError,
     DbtGraphError,
     ManifestError,
+    ProfileError,
     SelectionError,
     StateError,
     UnknownMethodError,
@@ -48,6 +49,7 @@ from dbt_graph._nodes import (
     Node,
     ResourceType,
 )
+from dbt_graph._profiles import effective_target, find_profiles_dir, render_env_vars
 from dbt_graph._selection import select
 from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
@@ -85,6 +87,7 @@ __all__ = [
     "Node",
     "NodeResult",
     "NodeStatus",
+    "ProfileError",
     "ResourceType",
     "SelectionError",
     "SelectionState",
@@ -97,11 +100,14 @@ __all__ = [
     "build_plan",
     "descendants",
     "drop_fed_by",
+    "effective_target",
     "executable_parents",
+    "find_profiles_dir",
     "load_manifest",
     "nearest_ancestors",
     "node_selector",
     "parse_manifest",
+    "render_env_vars",
     "select",
     "topological_generations",
     "topological_order",

@@ -7,7 +7,8 @@ The tree::
     ├── SelectionError         a selector expression or YAML selector is invalid
     │   └── UnknownMethodError     the expression names a method dbt does not have
     ├── StateError             a state:/result:/source_status: selector lacks its artifact
-    └── CycleError             the executable graph has a cycle
+    ├── CycleError             the executable graph has a cycle
+    └── ProfileError           the profile's target cannot be worked out without dbt
 
 Every message says what went wrong and what to do next.
 """
@@ -73,3 +74,7 @@ class CycleError(DbtGraphError, ValueError):
             f"The dbt graph contains a dependency cycle: {path}. "
             "Remove one of these references (ref/source/depends_on) to break it."
         )
+
+
+class ProfileError(DbtGraphError, ValueError):
+    """The profile name or target cannot be worked out as dbt would (see ``effective_target``)."""

@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from dbt_cachekeys import (
     CachePolicy,
     CacheSession,
@@ -28,7 +27,6 @@ from dbt_cachekeys import (
 from dbt_graph import ExecutionPlan, Manifest, ResourceType, SourceFreshness
 
 from prefect_dbt_orchestrator._config import CacheConfig
-from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 
 logger = logging.getLogger("prefect_dbt_orchestrator.cache")
 
@@ -89,20 +87,27 @@ class NodeCache:
         config: CacheConfig,
         *,
         manifest: Manifest,
-        settings: PrefectDbtSettings,
+        project_dir: Path,
         plan: ExecutionPlan,
         freshness: Mapping[str, SourceFreshness],
         full_refresh: bool,
         target: str | None,
-        vars: Mapping[str, Any] | None,
+        vars: Mapping[str, Any],
         extra_args: Sequence[str] = (),
     ) -> NodeCache:
-        files = ProjectFiles(settings.project_dir, root_package=manifest.project_name)
+        """Compute the keys of a run and open its key store.
+
+        Args:
+            target: The effective target (``ProjectConfig.target``): a run with ``target=None``
+                and one naming the profile's default share keys.
+            vars: The effective vars (``ProjectConfig.vars``).
+        """
+        files = ProjectFiles(project_dir, root_package=manifest.project_name)
         keys = compute_keys(
             manifest,
             read_file=files,
-            target=target or default_target(settings),
-            vars=effective_vars(settings, vars),
+            target=target,
+            vars=vars,
             full_refresh=full_refresh,
             cli_args=extra_args,
         )
@@ -265,25 +270,3 @@ def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
 
         return BlockKeyStore(Block.load(storage), f"dbt-cache-keys/{project_name}")
     return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
-
-
-def effective_vars(settings: PrefectDbtSettings, vars: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The project's ``vars:`` overlaid with the run's vars: what dbt renders nodes with."""
-    try:
-        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        project = {}
-    declared = project.get("vars") if isinstance(project, dict) else None
-    return {**(declared if isinstance(declared, dict) else {}), **(vars or {})}
-
-
-def default_target(settings: PrefectDbtSettings) -> str | None:
-    """The profile's default target name, so ``target=None`` and ``target="dev"`` share keys."""
-    try:
-        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
-        profiles_dir = settings.profiles_dir or settings.project_dir
-        profiles = yaml.safe_load((Path(profiles_dir) / "profiles.yml").read_text()) or {}
-        target = profiles[project["profile"]]["target"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return None
-    return str(target)

@@ -34,6 +34,7 @@ from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._finish import finish_run
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
+from prefect_dbt_orchestrator._project import ProjectConfig
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 
 logger = logging.getLogger("prefect_dbt_orchestrator")
@@ -319,15 +320,16 @@ class PrefectDbtOrchestrator:
         plan = build_plan(manifest, selected, test_strategy=self.test_strategy)
         cache = None
         if self.cache is not None:
+            project = ProjectConfig.read(settings)
             cache = NodeCache.create(
                 self.cache,
                 manifest=manifest,
-                settings=settings,
+                project_dir=settings.project_dir,
                 plan=plan,
                 freshness=freshness,
                 full_refresh=full_refresh,
-                target=target,
-                vars=vars,
+                target=project.target(target),
+                vars=project.vars(vars),
                 extra_args=extra_args,
             )
         return RunContext(
