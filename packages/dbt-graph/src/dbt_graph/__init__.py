@@ -12,6 +12,7 @@ from dbt_graph._addressing import node_selector
 from dbt_graph._errors import (
     CycleError,
     DbtGraphError,
+    ExtraArgsError,
     ManifestError,
     ProfileError,
     SelectionError,
@@ -30,6 +31,7 @@ from dbt_graph._execution import (
     NodeStatus,
     SourceFreshness,
 )
+from dbt_graph._extra_args import check_extra_args
 from dbt_graph._graph import (
     ExecutionPlan,
     TestStrategy,
@@ -75,6 +77,7 @@ __all__ = [
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
+    "ExtraArgsError",
     "FreshnessStatus",
     "FreshnessThreshold",
     "Group",
@@ -98,6 +101,7 @@ __all__ = [
     "Wave",
     "ancestors",
     "build_plan",
+    "check_extra_args",
     "descendants",
     "drop_fed_by",
     "effective_target",

@@ -8,7 +8,8 @@ The tree::
     │   └── UnknownMethodError     the expression names a method dbt does not have
     ├── StateError             a state:/result:/source_status: selector lacks its artifact
     ├── CycleError             the executable graph has a cycle
-    └── ProfileError           the profile's target cannot be worked out without dbt
+    ├── ProfileError           the profile's target cannot be worked out without dbt
+    └── ExtraArgsError         an extra dbt argument is blocked or has a parameter of its own
 
 Every message says what went wrong and what to do next.
 """
@@ -78,3 +79,15 @@ class CycleError(DbtGraphError, ValueError):
 
 class ProfileError(DbtGraphError, ValueError):
     """The profile name or target cannot be worked out as dbt would (see ``effective_target``)."""
+
+
+class ExtraArgsError(DbtGraphError, ValueError):
+    """An extra dbt argument is refused: it conflicts with how nodes run, or has a parameter.
+
+    Attributes:
+        flag: The flag's canonical spelling (``--select``, ``--full-refresh``...).
+    """
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        self.flag = flag
+        super().__init__(message)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dbt_exec_core import validate_extra_cli_args
 from dbt_graph import (
     ExecutionPlan,
     Executor,
@@ -18,6 +17,7 @@ from dbt_graph import (
     SourceFreshness,
     TestStrategy,
     build_plan,
+    check_extra_args,
     load_manifest,
     select,
 )
@@ -286,7 +286,7 @@ class PrefectDbtOrchestrator:
         extra_cli_args: Sequence[str] | None,
         vars: Mapping[str, Any] | None,
     ) -> RunContext:
-        extra_args = validate_extra_cli_args(extra_cli_args or ())
+        extra_args = validated_extra_args(self.executor, extra_cli_args)
         settings = self.settings
         if self.manifest_path is not None:
             if not self.manifest_path.is_file():
@@ -401,3 +401,16 @@ def _drop_stale(
                 skips[uid] = {"status": "skipped", "reason": f"stale source: {', '.join(hit)}"}
     order = {u: i for i, u in enumerate(nodes)}
     return selected - removed, dict(sorted(skips.items(), key=lambda kv: order[kv[0]]))
+
+
+def validated_extra_args(executor: Executor, args: Sequence[str] | None) -> tuple[str, ...]:
+    """The executor's own check of extra dbt arguments, or the guide's table without one.
+
+    The table applies to executors that cannot check their own flags because the guide promises
+    a ``ValueError`` for its blocked flags whoever runs dbt: passed on unchecked, ``--select``
+    would widen what a node's invocation builds.
+    """
+    validate = getattr(executor, "validate_extra_args", None)
+    if validate is None:
+        return check_extra_args(args)
+    return tuple(validate(tuple(args or ())))
