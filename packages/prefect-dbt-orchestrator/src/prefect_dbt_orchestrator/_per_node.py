@@ -11,7 +11,7 @@ import queue
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dbt_graph import Command, ErrorInfo, ExecutionRequest, Executor, Node
 from prefect import Task, task
@@ -23,6 +23,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from prefect_dbt_orchestrator import _assets, _logs
+from prefect_dbt_orchestrator._context import RunContext
 from prefect_dbt_orchestrator._results import (
     Result,
     from_node_result,
@@ -32,9 +33,6 @@ from prefect_dbt_orchestrator._results import (
     timing,
 )
 from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
-
-if TYPE_CHECKING:
-    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
 
 
 class NodeFailed(Exception):
@@ -86,21 +84,20 @@ def run_node(
 _node_task: Task[..., Result] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
 
 
-def run_per_node(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Result]:
+def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, Result]:
     """Schedule every planned node eagerly, phase by phase, and collect the results."""
     plan = ctx.plan
-    if isinstance(orch.concurrency, str):
-        _check_concurrency_limit(orch.concurrency)
-    runner = _make_runner(orch, plan.estimated_parallelism)
-    task_for = _TaskFactory(orch, ctx)
+    options = ctx.options
+    if isinstance(options.concurrency, str):
+        _check_concurrency_limit(options.concurrency)
+    runner = _make_runner(ctx, plan.estimated_parallelism)
+    task_for = _TaskFactory(ctx)
     results: dict[str, Result] = {}
     roots: dict[str, frozenset[str]] = {}
-    log_level = logging.getLevelName(orch.settings.log_level.upper())
-    log_level = log_level if isinstance(log_level, int) else logging.INFO
-    scope = getattr(orch.executor, "run_scope", None)
+    scope = getattr(executor, "run_scope", None)
     with _quiet_outside_flows(), _shared_api(), scope() if scope else nullcontext(), runner:
         for phase in plan.phases:
-            _run_phase(orch, ctx, runner, phase, results, roots, log_level, task_for)
+            _run_phase(ctx, executor, runner, phase, results, roots, task_for)
     return results
 
 
@@ -144,13 +141,12 @@ def _quiet_outside_flows() -> Any:
 
 
 def _run_phase(
-    orch: PrefectDbtOrchestrator,
     ctx: RunContext,
+    executor: Executor,
     runner: Any,
     phase: tuple[str, ...],
     results: dict[str, Result],
     roots: dict[str, frozenset[str]],
-    log_level: int,
     task_for: _TaskFactory,
 ) -> None:
     plan = ctx.plan
@@ -164,32 +160,24 @@ def _run_phase(
     futures: dict[str, PrefectFuture[Result]] = {}
     done: queue.Queue[str] = queue.Queue()
     opaque = _opaque_for(runner)
+    concurrency = ctx.options.concurrency
+    limit = concurrency if isinstance(concurrency, str) else None
     outstanding = 0
 
     def submit(uid: str) -> None:
         nonlocal outstanding
         node = plan.nodes[uid]
         cached = ctx.cache.lookup(uid) if ctx.cache is not None else None
-        request = ExecutionRequest(
-            command=Command.for_node(node),
-            nodes=(node,),
-            full_refresh=ctx.full_refresh,
-            target=ctx.target,
-            vars=ctx.vars,
-            extra_args=ctx.extra_args,
-            timeout_seconds=orch.node_timeout_seconds,
-        )
+        request = ctx.request(Command.for_node(node), (node,))
         node_task = task_for(node)
         future = runner.submit(
             node_task,
             parameters={
-                "executor": opaque(orch.executor),
+                "executor": opaque(executor),
                 "request": opaque(request),
                 "cached": opaque(cached),
-                "concurrency_limit": orch.concurrency
-                if isinstance(orch.concurrency, str)
-                else None,
-                "log_level": log_level,
+                "concurrency_limit": limit,
+                "log_level": ctx.options.log_level,
             },
             wait_for=[futures[d] for d in deps[uid] if d in futures],
         )
@@ -298,21 +286,21 @@ class _TaskFactory:
         "on_commit_hooks",
     )
 
-    def __init__(self, orch: PrefectDbtOrchestrator, ctx: RunContext) -> None:
-        self._orch, self._ctx = orch, ctx
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
         self._plain = _node_task.with_options(
-            retries=orch.retries, retry_delay_seconds=orch.retry_delay_seconds
+            retries=ctx.options.retries, retry_delay_seconds=ctx.options.retry_delay_seconds
         )
         self._materializing: Task[..., Result] | None = None
 
     def __call__(self, node: Node) -> Task[..., Result]:
         name = f"{node.resource_type.value} {node.display_name}"
-        assets = _assets.node_assets(self._orch, self._ctx, node)
+        assets = _assets.node_assets(self._ctx, node)
         if assets is None:
             return _variant(self._plain, name=name, task_run_name=name)
         asset, deps = assets
         if self._materializing is None:
-            self._materializing = _assets.materializing(self._plain, self._orch, asset, deps)
+            self._materializing = _assets.materializing(self._plain, self._ctx, asset, deps)
         return _variant(
             self._materializing, name=name, task_run_name=name, assets=[asset], asset_deps=deps
         )
@@ -329,13 +317,14 @@ def _variant(prototype: Task[..., Result], **attributes: Any) -> Task[..., Resul
     return task
 
 
-def _make_runner(orch: PrefectDbtOrchestrator, widest_wave: int) -> Any:
-    cls = orch.task_runner_type or ThreadPoolTaskRunner
+def _make_runner(ctx: RunContext, widest_wave: int) -> Any:
+    options = ctx.options
+    cls = options.task_runner_type or ThreadPoolTaskRunner
     if not isinstance(cls, type):
         return cls  # an already configured task runner instance
-    if isinstance(orch.concurrency, int):
-        workers = max(1, orch.concurrency)
-    elif isinstance(orch.concurrency, str):
+    if isinstance(options.concurrency, int):
+        workers = max(1, options.concurrency)
+    elif isinstance(options.concurrency, str):
         workers = max(1, min(widest_wave, os.cpu_count() or 4))
     else:
         workers = max(1, widest_wave)
