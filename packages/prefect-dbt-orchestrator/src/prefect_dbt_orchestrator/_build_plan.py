@@ -79,7 +79,7 @@ def preview(ctx: RunContext) -> BuildPlan:
         waves=ctx.plan.waves,
         node_count=ctx.plan.node_count,
         cache_predictions=predictions,
-        skipped_nodes={u: dict(v) for u, v in ctx.stale_skips.items()},
+        skipped_nodes={uid: skip.to_dict() for uid, skip in ctx.stale_skips.items()},
         estimated_parallelism=ctx.plan.estimated_parallelism,
         cache_reasons=reasons,
     )

@@ -26,6 +26,7 @@ from dbt_graph import (
 
 from prefect_dbt_orchestrator._cache import NodeCache
 from prefect_dbt_orchestrator._config import CacheConfig, ExecutionMode
+from prefect_dbt_orchestrator._outcomes import NodeOutcome
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 
 
@@ -117,7 +118,7 @@ class RunContext:
     options: RunOptions
     manifest: Manifest
     plan: ExecutionPlan
-    stale_skips: Mapping[str, dict[str, Any]]
+    stale_skips: Mapping[str, NodeOutcome]
     freshness: Mapping[str, SourceFreshness]
     full_refresh: bool
     target: str | None

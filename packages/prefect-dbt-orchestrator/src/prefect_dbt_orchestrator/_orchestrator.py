@@ -18,6 +18,7 @@ from prefect_dbt_orchestrator._config import (
 from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._finish import finish_run
+from prefect_dbt_orchestrator._outcomes import OutcomeStatus
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
 from prefect_dbt_orchestrator._prepare import prepare
@@ -219,13 +220,15 @@ class PrefectDbtOrchestrator:
         executor = self.executor
         ctx = prepare(self._options(), executor, args)
         if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
-            results = run_per_wave(ctx, executor)
+            outcomes = run_per_wave(ctx, executor)
         else:
-            results = run_per_node(ctx, executor)
+            outcomes = run_per_node(ctx, executor)
         for uid, skip in ctx.stale_skips.items():
-            results.setdefault(uid, dict(skip))
-        finish_run(ctx, results)
-        if ctx.options.raise_on_failure and any(r["status"] == "error" for r in results.values()):
+            outcomes.setdefault(uid, skip)
+        finish_run(ctx, outcomes)
+        results = {uid: outcome.to_dict() for uid, outcome in outcomes.items()}
+        failed = any(o.status is OutcomeStatus.ERROR for o in outcomes.values())
+        if failed and ctx.options.raise_on_failure:
             raise DbtBuildFailed(results)
         return results
 

@@ -8,8 +8,9 @@ import inspect
 import logging
 import os
 import queue
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,35 +25,36 @@ from prefect.utilities.annotations import quote
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
-from prefect_dbt_orchestrator._results import (
-    Result,
+from prefect_dbt_orchestrator._outcomes import (
+    NodeOutcome,
+    OutcomeStatus,
+    Timing,
     from_node_result,
     infrastructure_error,
     root_failures,
     skipped_upstream,
-    timing,
 )
 from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
 
 
 class NodeFailed(Exception):
-    """Raised inside a node's task so Prefect retries it; carries the node's result dict."""
+    """Raised inside a node's task so Prefect retries it; carries the node's outcome."""
 
-    def __init__(self, result: Result) -> None:
-        self.result = result
-        super().__init__(result.get("error", {}).get("message", "dbt node failed"))
+    def __init__(self, outcome: NodeOutcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.error.message if outcome.error else "dbt node failed")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (NodeFailed, (self.result,))
+        return (NodeFailed, (self.outcome,))
 
 
 def run_node(
     executor: Executor,
     request: ExecutionRequest,
-    cached: Result | None = None,
+    cached: NodeOutcome | None = None,
     concurrency_limit: str | None = None,
     log_level: int = logging.INFO,
-) -> Result:
+) -> NodeOutcome:
     """The body of every node's task: serve a cache hit, or run dbt for this one node.
 
     Module-level (not a closure) so process pools and Dask can pickle it.
@@ -60,7 +62,7 @@ def run_node(
     started = datetime.now(UTC)
     if cached is not None:
         _assets.record_cache_hit()
-        return {**cached, "status": "cached", "timing": timing(started, datetime.now(UTC))}
+        return replace(cached, timing=Timing.between(started, datetime.now(UTC)))
     (node,) = request.nodes
     if concurrency_limit is not None:
         from prefect.concurrency.sync import concurrency
@@ -72,19 +74,20 @@ def run_node(
     node_result = execution.results[node.unique_id]
     logger = _logs.run_logger()
     _logs.emit(node_result.logs, logger, min_level=log_level)
-    result = from_node_result(node_result, execution, command=request.command.value)
-    if result["status"] == "error":
-        if execution.error is not None and "error" in result:
-            result["error"].setdefault("invocation_error", execution.error.message)
-        raise NodeFailed(result)
+    outcome = from_node_result(node_result, execution, command=request.command.value)
+    if outcome.status is OutcomeStatus.ERROR:
+        if execution.error is not None and outcome.error is not None:
+            failure = replace(outcome.error, invocation_error=execution.error.message)
+            outcome = replace(outcome, error=failure)
+        raise NodeFailed(outcome)
     _assets.record_materialization(node, node_result)
-    return result
+    return outcome
 
 
-_node_task: Task[..., Result] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
+_node_task: Task[..., NodeOutcome] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
 
 
-def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, Result]:
+def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     """Schedule every planned node eagerly, phase by phase, and collect the results."""
     plan = ctx.plan
     options = ctx.options
@@ -92,7 +95,7 @@ def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, Result]:
         _check_concurrency_limit(options.concurrency)
     runner = _make_runner(ctx, plan.estimated_parallelism)
     task_for = _TaskFactory(ctx)
-    results: dict[str, Result] = {}
+    results: dict[str, NodeOutcome] = {}
     roots: dict[str, frozenset[str]] = {}
     scope = getattr(executor, "run_scope", None)
     with _quiet_outside_flows(), _shared_api(), scope() if scope else nullcontext(), runner:
@@ -145,7 +148,7 @@ def _run_phase(
     executor: Executor,
     runner: Any,
     phase: tuple[str, ...],
-    results: dict[str, Result],
+    results: dict[str, NodeOutcome],
     roots: dict[str, frozenset[str]],
     task_for: _TaskFactory,
 ) -> None:
@@ -157,7 +160,7 @@ def _run_phase(
     for uid, d in deps.items():
         for parent in d:
             dependents[parent].append(uid)
-    futures: dict[str, PrefectFuture[Result]] = {}
+    futures: dict[str, PrefectFuture[NodeOutcome]] = {}
     done: queue.Queue[str] = queue.Queue()
     opaque = _opaque_for(runner)
     concurrency = ctx.options.concurrency
@@ -222,22 +225,22 @@ def _run_phase(
         )
 
 
-def _collect(future: PrefectFuture[Result]) -> Result:
+def _collect(future: PrefectFuture[NodeOutcome]) -> NodeOutcome:
     completed = _completed_value(future)
-    if isinstance(completed, Mapping):
-        return dict(completed)
+    if isinstance(completed, NodeOutcome):
+        return completed
     try:
         outcome = future.result(raise_on_failure=False)
     except BaseException as exc:  # a crashed or cancelled task run
         info = ErrorInfo.from_exception(exc)
         return infrastructure_error(info.type, info.message)
     if isinstance(outcome, NodeFailed):
-        return outcome.result
+        return outcome.outcome
     if isinstance(outcome, BaseException):
         info = ErrorInfo.from_exception(outcome)
         return infrastructure_error(info.type, info.message)
-    if isinstance(outcome, Mapping):
-        return dict(outcome)
+    if isinstance(outcome, NodeOutcome):
+        return outcome
     return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
 
 
@@ -250,7 +253,7 @@ def _opaque_for(runner: Any) -> Any:
     return lambda value: value
 
 
-def _completed_value(future: PrefectFuture[Result]) -> Any:
+def _completed_value(future: PrefectFuture[NodeOutcome]) -> Any:
     """A completed task's return value, read from its final state in memory, else ``None``.
 
     ``future.result()`` reaches the same value through Prefect's async result machinery (a
@@ -291,9 +294,9 @@ class _TaskFactory:
         self._plain = _node_task.with_options(
             retries=ctx.options.retries, retry_delay_seconds=ctx.options.retry_delay_seconds
         )
-        self._materializing: Task[..., Result] | None = None
+        self._materializing: Task[..., NodeOutcome] | None = None
 
-    def __call__(self, node: Node) -> Task[..., Result]:
+    def __call__(self, node: Node) -> Task[..., NodeOutcome]:
         name = f"{node.resource_type.value} {node.display_name}"
         assets = _assets.node_assets(self._ctx, node)
         if assets is None:
@@ -306,7 +309,7 @@ class _TaskFactory:
         )
 
 
-def _variant(prototype: Task[..., Result], **attributes: Any) -> Task[..., Result]:
+def _variant(prototype: Task[..., NodeOutcome], **attributes: Any) -> Task[..., NodeOutcome]:
     """A copy of ``prototype`` with ``attributes`` replaced (hook lists are not shared)."""
     task = copy.copy(prototype)
     for hooks in _TaskFactory._HOOKS:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from dbt_graph import Command, ErrorInfo, Executor, Node, ResourceType
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
-from prefect_dbt_orchestrator._results import (
-    Result,
+from prefect_dbt_orchestrator._outcomes import (
+    NodeOutcome,
+    OutcomeStatus,
     from_node_result,
     infrastructure_error,
     root_failures,
@@ -17,7 +19,7 @@ from prefect_dbt_orchestrator._results import (
 )
 
 
-def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, Result]:
+def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     """Run each wave as one ``dbt build``; skip what is downstream of a failure.
 
     A node is skipped only when something it depends on failed (or was skipped for that
@@ -25,7 +27,7 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, Result]:
     names the root failures, not the skipped nodes between.
     """
     logger = _logs.run_logger()
-    results: dict[str, Result] = {}
+    results: dict[str, NodeOutcome] = {}
     roots: dict[str, frozenset[str]] = {}
     deps = ctx.plan.dependencies
     for wave in ctx.plan.waves:
@@ -57,7 +59,7 @@ def _run_wave_part(
     executor: Executor,
     command: Command,
     nodes: tuple[Node, ...],
-    results: dict[str, Result],
+    results: dict[str, NodeOutcome],
     roots: dict[str, frozenset[str]],
     logger: Any,
 ) -> None:
@@ -74,12 +76,12 @@ def _run_wave_part(
     for node in nodes:
         node_result = execution.results[node.unique_id]
         _logs.emit(node_result.logs, logger, min_level=level)
-        result: dict[str, Any] = from_node_result(node_result, execution, command=command.value)
-        if result["status"] == "skipped":
+        outcome = from_node_result(node_result, execution, command=command.value)
+        if outcome.status is OutcomeStatus.SKIPPED:
             # dbt skipped it inside the wave; name the failed nodes above it if any.
             upstream = root_failures(node.unique_id, deps, results, roots)
             if upstream:
-                result["failed_upstream"] = sorted(upstream)
+                outcome = replace(outcome, failed_upstream=tuple(sorted(upstream)))
                 roots[node.unique_id] = upstream
-        results[node.unique_id] = result
+        results[node.unique_id] = outcome
     _assets.record_wave(ctx, execution)

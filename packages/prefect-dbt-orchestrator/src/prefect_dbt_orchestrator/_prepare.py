@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from dbt_graph import (
     ExecutionPlan,
@@ -22,6 +21,7 @@ from dbt_graph import (
 
 from prefect_dbt_orchestrator._cache import NodeCache
 from prefect_dbt_orchestrator._context import BuildArgs, RunContext, RunOptions
+from prefect_dbt_orchestrator._outcomes import NodeOutcome, stale_source_skip
 from prefect_dbt_orchestrator._project import ProjectConfig
 
 
@@ -38,7 +38,7 @@ def prepare(options: RunOptions, executor: Executor, args: BuildArgs) -> RunCont
         manifest, args.select, args.exclude, selector=args.selector, state=options.state_path
     )
     freshness: Mapping[str, SourceFreshness] = {}
-    stale_skips: dict[str, dict[str, Any]] = {}
+    stale_skips: dict[str, NodeOutcome] = {}
     wants_ttl = options.cache is not None and options.cache.use_source_freshness_expiration
     if args.only_fresh_sources or wants_ttl:
         sources = upstream_sources(manifest, selected)
@@ -89,12 +89,12 @@ def _manifest_file(options: RunOptions, executor: Executor, args: BuildArgs) -> 
 
 def _drop_stale(
     manifest: Manifest, selected: frozenset[str], freshness: Mapping[str, SourceFreshness]
-) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
-    """Leave out what stale sources feed; the models, seeds and snapshots get a skip result."""
+) -> tuple[frozenset[str], dict[str, NodeOutcome]]:
+    """Leave out what stale sources feed; the models, seeds and snapshots get a skip outcome."""
     stale = [uid for uid, f in freshness.items() if f.status.is_stale]
     kept, dropped = drop_fed_by(manifest, selected, stale)
     skips = {
-        uid: {"status": "skipped", "reason": f"stale source: {', '.join(sources)}"}
+        uid: stale_source_skip(sources)
         for uid, sources in dropped.items()
         if manifest.nodes[uid].is_executable
     }
