@@ -267,7 +267,7 @@ def test_each_node_task_is_what_with_options_would_build(
 ) -> None:
     from prefect_dbt_orchestrator import _assets
     from prefect_dbt_orchestrator._context import BuildArgs
-    from prefect_dbt_orchestrator._per_node import _node_task, _TaskFactory
+    from prefect_dbt_orchestrator._node_tasks import TaskFactory, node_task
     from prefect_dbt_orchestrator._prepare import prepare
 
     orch = PrefectDbtOrchestrator(
@@ -279,12 +279,12 @@ def test_each_node_task_is_what_with_options_would_build(
         disable_assets=disable_assets,
     )
     ctx = prepare(orch._options(), orch.executor, BuildArgs())
-    factory = _TaskFactory(ctx)
+    factory = TaskFactory(ctx)
     built = {}
     for uid in ctx.plan.nodes:
         node = ctx.manifest.nodes[uid]
         name = f"{node.resource_type.value} {node.display_name}"
-        expected = _node_task.with_options(
+        expected = node_task.with_options(
             name=name, task_run_name=name, retries=2, retry_delay_seconds=7
         )
         assets = _assets.node_assets(ctx, node)
