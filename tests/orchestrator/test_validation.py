@@ -149,3 +149,45 @@ def test_without_its_own_check_the_guides_table_applies(project, chain_manifest)
     with pytest.raises(ExtraArgsError) as info:
         PrefectDbtOrchestrator(settings=project, executor=executor).plan(extra_cli_args=["-sx"])
     assert info.value.flag == "--select"
+
+
+class ClosingCounter(FakeExecutor):
+    """A fake that counts how often it was closed."""
+
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+class CountingWrapper:
+    """Wraps the default executor as the CLI's progress display does, counting closes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.closes = inner, 0
+
+    def close(self) -> None:
+        self.closes += 1
+        self.inner.close()
+
+
+def test_an_executor_passed_in_is_left_open(project, chain_manifest) -> None:
+    executor = ClosingCounter(chain_manifest)
+    with PrefectDbtOrchestrator(settings=project, executor=executor) as orch:
+        orch.run_build(select="other")
+    orch.close()
+    assert not orch.owns_executor and executor.closes == 0
+
+
+def test_the_executor_it_made_is_closed_on_close_and_on_leaving_with(project) -> None:
+    from dbt_exec_core import DbtCoreExecutor
+
+    orch = PrefectDbtOrchestrator(settings=project)
+    assert orch.owns_executor and isinstance(orch.executor, DbtCoreExecutor)
+    counter = CountingWrapper(orch.executor)
+    orch.executor = counter
+    with orch as entered:
+        assert entered is orch
+    assert counter.closes == 1
+    orch.close()  # again: harmless, and the orchestrator stays usable
+    assert counter.closes == 2

@@ -241,12 +241,11 @@ def _plan(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO)
         orch = _orchestrator(args)
     except Exception as exc:
         return unusable(exc)
-    try:
-        plan = orch.plan(**_selection(args, vars))
-    except Exception as exc:
-        return unusable(exc)
-    finally:
-        orch.executor.close()
+    with orch:
+        try:
+            plan = orch.plan(**_selection(args, vars))
+        except Exception as exc:
+            return unusable(exc)
     print(plan, file=out)
     return EXIT_OK
 

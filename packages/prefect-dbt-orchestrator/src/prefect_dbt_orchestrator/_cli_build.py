@@ -32,9 +32,9 @@ def build(
 ) -> int:
     """Plan (for the total), run the build in a flow with live progress, print the summary.
 
-    The orchestrator's executor is closed when the build is over.
+    The orchestrator is closed when the build is over.
     """
-    try:
+    with orch:
         try:
             # Knowing the plan gives the display its total; with --only-fresh-sources that
             # would check freshness twice, so the total is left open instead.
@@ -55,8 +55,6 @@ def build(
             outcomes, flow_run = _run_in_flow(orch, selection, progress, titles, out)
         except Exception as exc:
             return unusable(exc)
-    finally:
-        orch.executor.close()
     _print_summary(outcomes, titles, progress, orch, out)
     if flow_run is not None:
         # A link into a temporary server's UI would be dead by the time it is read.

@@ -57,6 +57,9 @@ class PrefectDbtOrchestrator:
         raise_on_failure: Raise ``DbtBuildFailed`` when any node ends in ``"error"``.
         node_timeout_seconds: Stop a node (or a wave) that runs longer than this.
 
+    The default executor keeps dbt worker processes alive between calls; ``close()`` (or a
+    ``with`` block) stops them. An executor passed in is left to its owner to close.
+
     Raises:
         ValueError: An invalid mode or strategy, ``retries`` or ``cache`` with PER_WAVE, or (with
             the default executor) a project or profiles directory that is not usable.
@@ -136,6 +139,21 @@ class PrefectDbtOrchestrator:
         self.disable_assets = disable_assets
         self.raise_on_failure = raise_on_failure
         self.node_timeout_seconds = node_timeout_seconds
+
+    def close(self) -> None:
+        """Stop the executor if this orchestrator created it (the default ``DbtCoreExecutor``).
+
+        An executor you passed in is yours: it is left open. The orchestrator can be used again
+        after ``close()`` (the default executor restarts its workers when needed).
+        """
+        if self.owns_executor:
+            self.executor.close()
+
+    def __enter__(self) -> PrefectDbtOrchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return (
