@@ -2,10 +2,14 @@
 
 It is the floor every other package stands on and imports neither dbt-core, Prefect nor httpx.
 
-Example:
-    >>> from dbt_graph import load_manifest, select, build_plan  # doctest: +SKIP
-    >>> manifest = load_manifest("target/manifest.json")  # doctest: +SKIP
-    >>> plan = build_plan(manifest, select(manifest, "tag:daily"))  # doctest: +SKIP
+Example (``load_manifest("target/manifest.json")`` reads a real project's manifest):
+    >>> from dbt_graph import build_plan, select
+    >>> from dbt_graph.testing import ManifestBuilder
+    >>> manifest = (ManifestBuilder().seed("raw")
+    ...             .model("orders", depends_on=["raw"], tags=["daily"]).model("other").build())
+    >>> plan = build_plan(manifest, select(manifest, "+tag:daily"))
+    >>> [wave.node_ids for wave in plan.waves]
+    [('seed.p.raw',), ('model.p.orders',)]
 """
 
 from dbt_graph._addressing import node_selector

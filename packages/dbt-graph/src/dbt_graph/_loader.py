@@ -86,9 +86,14 @@ def load_manifest(path: str | Path) -> Manifest:
             malformed field. The message names the file and the field and says what to do.
 
     Example:
-        >>> manifest = load_manifest("target/manifest.json")  # doctest: +SKIP
-        >>> manifest.node("model.shop.orders").materialized  # doctest: +SKIP
+        >>> import tempfile
+        >>> from dbt_graph.testing import ManifestBuilder
+        >>> target = tempfile.TemporaryDirectory()
+        >>> path = ManifestBuilder().model("orders", materialized="table").write(target.name)
+        >>> manifest = load_manifest(path)  # usually "target/manifest.json"
+        >>> manifest.node("model.p.orders").materialized
         'table'
+        >>> target.cleanup()
     """
     file = Path(path)
     try:
