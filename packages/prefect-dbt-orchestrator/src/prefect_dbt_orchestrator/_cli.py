@@ -72,7 +72,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _add_flags(sub: argparse.ArgumentParser) -> None:
-    dbt = sub.add_argument_group("dbt flags")
+    _add_dbt_flags(sub.add_argument_group("dbt flags"))
+    _add_orchestrator_flags(sub.add_argument_group("orchestrator flags"))
+
+
+def _add_dbt_flags(dbt: Any) -> None:
     dbt.add_argument(
         "-s",
         "--select",
@@ -99,10 +103,12 @@ def _add_flags(sub: argparse.ArgumentParser) -> None:
         "--profiles-dir",
         type=Path,
         metavar="DIR",
-        help="where profiles.yml is (default: the project dir if it has one, "
-        "else the current dir, else ~/.dbt)",
+        help="where profiles.yml is (default: $DBT_PROFILES_DIR, else the project dir if it "
+        "has one, else the current dir, else ~/.dbt)",
     )
-    ours = sub.add_argument_group("orchestrator flags")
+
+
+def _add_orchestrator_flags(ours: Any) -> None:
     ours.add_argument(
         "--mode",
         choices=("per-wave", "per-node"),

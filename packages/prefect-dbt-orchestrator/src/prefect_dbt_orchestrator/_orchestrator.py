@@ -12,6 +12,8 @@ from prefect_dbt_orchestrator._build_plan import BuildPlan, preview
 from prefect_dbt_orchestrator._config import (
     CacheConfig,
     ExecutionMode,
+    check_concurrency,
+    check_mode_options,
     coerce_mode,
     coerce_strategy,
 )
@@ -91,28 +93,12 @@ class PrefectDbtOrchestrator:
     ) -> None:
         self.execution_mode = coerce_mode(execution_mode)
         self.test_strategy = coerce_strategy(test_strategy)
-        if retries and self.execution_mode is not ExecutionMode.PER_NODE:
-            raise ValueError(
-                "Retries are only supported in PER_NODE execution mode. Pass "
-                "execution_mode=ExecutionMode.PER_NODE, or retries=0."
-            )
-        if cache is not None and self.execution_mode is not ExecutionMode.PER_NODE:
-            raise ValueError(
-                "Caching is only supported in PER_NODE execution mode. Pass "
-                "execution_mode=ExecutionMode.PER_NODE, or cache=None."
-            )
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int | str | None):
-            raise ValueError(
-                f"concurrency must be an int (worker count), the name of a Prefect global "
-                f"concurrency limit, or None; got {concurrency!r}"
-            )
+        check_mode_options(self.execution_mode, retries=retries, cache=cache)
+        check_concurrency(concurrency)
         self.settings = (settings or PrefectDbtSettings()).copy_with()
         self.manifest_path: Path | None = None
         if manifest_path is not None:
-            path = Path(manifest_path)
-            if not path.is_absolute():
-                path = self.settings.project_dir / path
-            self.manifest_path = path.absolute()
+            self.manifest_path = _absolute(Path(manifest_path), self.settings.project_dir)
             self.settings = self.settings.copy_with(target_path=self.manifest_path.parent)
         self.state_path = state_path
         self.owns_executor = executor is None
@@ -270,3 +256,8 @@ class PrefectDbtOrchestrator:
             raise_on_failure=self.raise_on_failure,
             node_timeout_seconds=self.node_timeout_seconds,
         )
+
+
+def _absolute(path: Path, project_dir: Path) -> Path:
+    """``path`` made absolute, relative paths against the project directory."""
+    return (path if path.is_absolute() else project_dir / path).absolute()
