@@ -211,7 +211,9 @@ def compute_keys(
             seeds use dbt's sha256 checksum of the file from the manifest (enough for dbt Cloud,
             where the project is not on disk); a seed over 1 MiB, which dbt checksums by path
             only, then can never be a hit.
-        target: The dbt target name (resolve the profile's default to its name if you can).
+        target: The name of the target dbt runs against: :func:`dbt_graph.effective_target`
+            (the run's, ``DBT_TARGET``, or the profile's ``target:`` rendered), so a run that
+            names the default target and one that does not share keys.
         vars: The effective vars: the project's ``vars:`` overlaid with ``--vars``. Every key
             depends on them, since any node or macro may read any var.
         full_refresh: Whether the invocation is a ``--full-refresh``.
