@@ -196,3 +196,14 @@ def test_deep_chains_plan_without_recursion() -> None:
     assert plan.dependencies["model.p.m0"] == ("seed.p.raw",)
     assert plan.dependencies["model.p.m1"] == ("model.p.m0", "test.p.t0")
     assert len(plan.waves) == 1 + 1 + 1 + 1499
+
+
+def test_multi_parent_tests_on_a_deep_chain_are_placed_without_recursion() -> None:
+    builder = ManifestBuilder().model("m0")
+    for i in range(1, 2000):
+        builder.model(f"m{i}", depends_on=[f"m{i - 1}"])
+        builder.test(f"rel{i}", depends_on=[f"m{i}", f"m{i - 1}"], test_name="relationships")
+    plan = build_plan(builder.build())
+    # The next model waits for the test between its parent and grandparent, as in dbt build.
+    assert plan.dependencies["model.p.m1500"] == ("model.p.m1499", "test.p.rel1499")
+    assert plan.dependencies["test.p.rel1500"] == ("model.p.m1499", "model.p.m1500")

@@ -198,7 +198,7 @@ def _add_immediate_tests(
     A unit test runs after the tested model's parents and before the model.
     """
     nodes = manifest.nodes
-    upstream = _ancestor_sets(parents, list(graph))
+    below = _Descent(parents, list(graph))
     children: dict[str, list[str]] = {}
     for uid in graph:
         for p in parents[uid]:
@@ -217,7 +217,7 @@ def _add_immediate_tests(
         graph[test].update(dict.fromkeys(parents[test]))
         if not test_parents:
             continue
-        # Walk descendants breadth-first; stop below the first nodes that satisfy the rule.
+        # Walk descendants; stop below the first nodes that satisfy the rule.
         frontier = [c for p in test_parents for c in children.get(p, ())]
         seen: set[str] = set()
         while frontier:
@@ -225,24 +225,43 @@ def _add_immediate_tests(
             if uid in seen:
                 continue
             seen.add(uid)
-            if uid not in test_parents and test_parents <= upstream[uid]:
+            if uid not in test_parents and below(uid, test_parents):
                 graph[uid][test] = None
             else:
                 frontier.extend(children.get(uid, ()))
 
 
-def _ancestor_sets(
-    parents: Mapping[str, tuple[str, ...]], executables: list[str]
-) -> dict[str, frozenset[str]]:
-    """Each executable node's executable ancestors, folded parents first."""
-    graph = {uid: parents[uid] for uid in executables}
-    out: dict[str, frozenset[str]] = {}
-    for uid in topological_order(graph):
-        acc: set[str] = set(parents[uid])
-        for p in parents[uid]:
-            acc |= out.get(p, frozenset())
-        out[uid] = frozenset(acc)
-    return out
+class _Descent:
+    """Whether a node descends from every node of a set, in the executable graph.
+
+    Each node's ancestors are kept as the bits of one int, folded parents first, and built on
+    the first question: linear in memory even for a long chain, where sets of ids would be
+    quadratic, and one ``&`` per question.
+    """
+
+    def __init__(self, parents: Mapping[str, tuple[str, ...]], executables: list[str]) -> None:
+        self._parents = {uid: parents[uid] for uid in executables}
+        self._bit: dict[str, int] = {}
+        self._ancestors: dict[str, int] = {}
+
+    def __call__(self, uid: str, upstream: frozenset[str]) -> bool:
+        # Every node on the caller's walk descends from a node of ``upstream``: with one, it holds.
+        if len(upstream) == 1:
+            return True
+        if not self._ancestors:
+            self._fold()
+        mask = 0
+        for p in upstream:
+            mask |= self._bit[p]
+        return self._ancestors[uid] & mask == mask
+
+    def _fold(self) -> None:
+        for i, uid in enumerate(topological_order(self._parents)):
+            self._bit[uid] = 1 << i
+            bits = 0
+            for p in self._parents[uid]:
+                bits |= self._ancestors[p] | self._bit[p]
+            self._ancestors[uid] = bits
 
 
 def _plan_dependencies(
