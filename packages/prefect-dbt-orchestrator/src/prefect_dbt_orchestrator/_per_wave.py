@@ -27,16 +27,16 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     names the root failures, not the skipped nodes between.
     """
     logger = _logs.run_logger()
-    results: dict[str, NodeOutcome] = {}
+    outcomes: dict[str, NodeOutcome] = {}
     roots: dict[str, frozenset[str]] = {}
     deps = ctx.plan.dependencies
     for wave in ctx.plan.waves:
         runnable = []
         for node in wave.nodes:
-            upstream = root_failures(node.unique_id, deps, results, roots)
+            upstream = root_failures(node.unique_id, deps, outcomes, roots)
             if upstream:
                 roots[node.unique_id] = upstream
-                results[node.unique_id] = skipped_upstream(upstream)
+                outcomes[node.unique_id] = skipped_upstream(upstream)
             else:
                 runnable.append(node)
         if not runnable:
@@ -50,8 +50,8 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
         others = tuple(n for n in runnable if n.resource_type is not ResourceType.UNIT_TEST)
         for command, nodes in ((Command.BUILD, others), (Command.TEST, unit_tests)):
             if nodes:
-                _run_wave_part(ctx, executor, command, nodes, results, roots, logger)
-    return results
+                _run_wave_part(ctx, executor, command, nodes, outcomes, roots, logger)
+    return outcomes
 
 
 def _run_wave_part(
@@ -59,7 +59,7 @@ def _run_wave_part(
     executor: Executor,
     command: Command,
     nodes: tuple[Node, ...],
-    results: dict[str, NodeOutcome],
+    outcomes: dict[str, NodeOutcome],
     roots: dict[str, frozenset[str]],
     logger: Any,
 ) -> None:
@@ -68,7 +68,7 @@ def _run_wave_part(
     except Exception as exc:  # the executor could not run dbt at all
         info = ErrorInfo.from_exception(exc)
         for node in nodes:
-            results[node.unique_id] = infrastructure_error(info.type, info.message)
+            outcomes[node.unique_id] = infrastructure_error(info.type, info.message)
         return
     level = ctx.options.log_level
     _logs.emit(execution.logs, logger, min_level=level)
@@ -79,9 +79,9 @@ def _run_wave_part(
         outcome = from_node_result(node_result, execution, command=command.value)
         if outcome.status is OutcomeStatus.SKIPPED:
             # dbt skipped it inside the wave; name the failed nodes above it if any.
-            upstream = root_failures(node.unique_id, deps, results, roots)
+            upstream = root_failures(node.unique_id, deps, outcomes, roots)
             if upstream:
                 outcome = replace(outcome, failed_upstream=tuple(sorted(upstream)))
                 roots[node.unique_id] = upstream
-        results[node.unique_id] = outcome
+        outcomes[node.unique_id] = outcome
     _assets.record_wave(ctx, execution)
