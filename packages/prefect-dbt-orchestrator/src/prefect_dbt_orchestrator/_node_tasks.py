@@ -128,6 +128,8 @@ def _variant(prototype: Task[..., NodeOutcome], **attributes: Any) -> Task[..., 
 
 
 def collect(future: PrefectFuture[NodeOutcome]) -> NodeOutcome:
+    """A finished node task's outcome: its return value, the outcome its ``NodeFailed``
+    carries, or an infrastructure error when the task run itself crashed or was cancelled."""
     completed = _completed_value(future)
     if isinstance(completed, NodeOutcome):
         return completed
