@@ -180,3 +180,30 @@ def test_shop_project_plan_matches_dbt_build_placement(shop_manifest_path) -> No
         assert all(order[p] < order[uid] for p in parents)
     # Deterministic.
     assert [w.node_ids for w in build_plan(m).waves] == [w.node_ids for w in plan.waves]
+
+
+def test_deep_chains_plan_without_recursion() -> None:
+    """Ephemerals looked through, tests placed and waves cut on chains past the recursion limit."""
+    builder = ManifestBuilder().seed("raw")
+    previous = "raw"
+    for i in range(1500):
+        builder.model(f"e{i}", materialized="ephemeral", depends_on=[previous])
+        previous = f"e{i}"
+    builder.model("m0", depends_on=[previous]).test("t0", depends_on=["m0"])
+    for i in range(1, 1500):
+        builder.model(f"m{i}", depends_on=[f"m{i - 1}"])
+    plan = build_plan(builder.build())
+    assert plan.dependencies["model.p.m0"] == ("seed.p.raw",)
+    assert plan.dependencies["model.p.m1"] == ("model.p.m0", "test.p.t0")
+    assert len(plan.waves) == 1 + 1 + 1 + 1499
+
+
+def test_multi_parent_tests_on_a_deep_chain_are_placed_without_recursion() -> None:
+    builder = ManifestBuilder().model("m0")
+    for i in range(1, 2000):
+        builder.model(f"m{i}", depends_on=[f"m{i - 1}"])
+        builder.test(f"rel{i}", depends_on=[f"m{i}", f"m{i - 1}"], test_name="relationships")
+    plan = build_plan(builder.build())
+    # The next model waits for the test between its parent and grandparent, as in dbt build.
+    assert plan.dependencies["model.p.m1500"] == ("model.p.m1499", "test.p.rel1499")
+    assert plan.dependencies["test.p.rel1500"] == ("model.p.m1499", "model.p.m1500")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 from typing import Any
 
 import dbt_graph
@@ -395,22 +393,6 @@ def test_unknown_yaml_selector_lists_the_known_ones() -> None:
     m = yaml_manifest(a="stg", b="mart")
     with pytest.raises(SelectionError, match="defined: a, b"):
         select(m, selector="c")
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "dbt_graph._selection",
-        "dbt_graph._selector_spec",
-        "dbt_graph._selector_methods",
-        "dbt_graph._state",
-        "dbt_graph._path_glob",
-        "dbt_graph._addressing",
-    ],
-)
-def test_docstring_examples_run(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.failed == 0
 
 
 @pytest.mark.parametrize("name", ["select", "node_selector", "SelectionState", "IndirectSelection"])

@@ -25,6 +25,7 @@ from prefect_dbt_orchestrator._artifacts import (
     node_label,
     summary_markdown,
 )
+from prefect_dbt_orchestrator._outcomes import NodeOutcome
 from prefect_dbt_orchestrator._run_results import dbt_status, run_results, write_atomically
 
 OUTCOMES = {
@@ -41,6 +42,11 @@ def dbt_run_results_schema() -> dict:
     schema = RunResultsArtifact.json_schema()
     assert schema["$id"] == "https://schemas.getdbt.com/dbt/run-results/v6.json"
     return schema
+
+
+def outcomes(results: dict) -> dict[str, NodeOutcome]:
+    """``run_build()``'s dicts (or dicts written like them) as the typed outcomes inside."""
+    return {uid: NodeOutcome.from_dict(result) for uid, result in results.items()}
 
 
 def orchestrator(project, manifest: Manifest, **kw) -> PrefectDbtOrchestrator:
@@ -60,7 +66,7 @@ def test_generic_tests_are_named_without_their_hash(shop_manifest_path) -> None:
         uid: {"status": "error", "dbt_status": "fail", "error": {"message": "Got 1 result"}},
         "model.shop.customers.v2": {"status": "success", "dbt_status": "success"},
     }
-    markdown = summary_markdown(results, manifest)
+    markdown = summary_markdown(outcomes(results), manifest)
     assert "`not_null_stg_orders_order_id` (test)" in markdown
     assert "`customers.v2` (model)" in markdown
     assert uid.rsplit(".", 1)[1] not in markdown
@@ -85,7 +91,7 @@ def test_ids_missing_from_the_manifest_still_get_readable_names(uid, label) -> N
 
 def test_summary_has_counts_and_a_section_per_outcome(project, chain_manifest) -> None:
     results = orchestrator(project, chain_manifest).run_build()
-    markdown = summary_markdown(results, chain_manifest)
+    markdown = summary_markdown(outcomes(results), chain_manifest)
     assert "| Success | Cached | Warn | Error | Skipped | Total |" in markdown
     assert "| 4 | 0 | 1 | 1 | 2 | 7 |" in markdown
     errors = markdown.split("### Errors (1)")[1].split("###")[0]
@@ -191,7 +197,7 @@ def test_run_results_is_valid_dbt_with_dbts_vocabulary(
 )
 def test_status_mapping(result, is_test, status, chain_manifest) -> None:
     node = chain_manifest.nodes["test.p.not_null_stg_id" if is_test else "model.p.stg"]
-    assert dbt_status(result, node) == status
+    assert dbt_status(NodeOutcome.from_dict(result), node) == status
 
 
 def test_cached_nodes_say_they_came_from_cache(chain_manifest, dbt_run_results_schema) -> None:
@@ -207,7 +213,7 @@ def test_cached_nodes_say_they_came_from_cache(chain_manifest, dbt_run_results_s
             },
         }
     }
-    document = run_results(results, chain_manifest, invocation_id="x")
+    document = run_results(outcomes(results), chain_manifest, invocation_id="x")
     jsonschema.validate(document, dbt_run_results_schema)
     (row,) = document["results"]
     assert row["status"] == "success"

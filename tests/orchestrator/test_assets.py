@@ -266,7 +266,9 @@ def test_each_node_task_is_what_with_options_would_build(
     project, lineage_manifest, disable_assets
 ) -> None:
     from prefect_dbt_orchestrator import _assets
-    from prefect_dbt_orchestrator._per_node import _node_task, _TaskFactory
+    from prefect_dbt_orchestrator._context import BuildArgs
+    from prefect_dbt_orchestrator._node_tasks import TaskFactory, node_task
+    from prefect_dbt_orchestrator._prepare import prepare
 
     orch = PrefectDbtOrchestrator(
         settings=project,
@@ -276,18 +278,18 @@ def test_each_node_task_is_what_with_options_would_build(
         retry_delay_seconds=7,
         disable_assets=disable_assets,
     )
-    ctx = orch._prepare(None, None, None, False, False, None, None, None)
-    factory = _TaskFactory(orch, ctx)
+    ctx = prepare(orch._options(), orch.executor, BuildArgs())
+    factory = TaskFactory(ctx)
     built = {}
     for uid in ctx.plan.nodes:
         node = ctx.manifest.nodes[uid]
         name = f"{node.resource_type.value} {node.display_name}"
-        expected = _node_task.with_options(
+        expected = node_task.with_options(
             name=name, task_run_name=name, retries=2, retry_delay_seconds=7
         )
-        assets = _assets.node_assets(orch, ctx, node)
+        assets = _assets.node_assets(ctx, node)
         if assets is not None:
-            expected = _assets.materializing(expected, orch, *assets)
+            expected = _assets.materializing(expected, ctx, *assets)
         task = factory(node)
         assert type(task) is type(expected)
         assert vars(task) == vars(expected), uid

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dbt_graph import Manifest, TestStrategy
+from dbt_graph import ExtraArgsError, Manifest, TestStrategy
 from dbt_graph.testing import FakeExecutor
 from prefect_dbt_orchestrator import (
     CacheConfig,
@@ -112,3 +112,82 @@ def test_blocked_and_first_class_flags_raise_before_anything_runs(
     with pytest.raises(ValueError, match=message):
         orch.run_build(extra_cli_args=args)
     assert executor.requests == []
+
+
+class OwnFlagsExecutor(FakeExecutor):
+    """An executor with flag rules of its own: it takes --threads and spells --empty its way."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        super().__init__(manifest)
+        self.checked: list[tuple[str, ...]] = []
+
+    def validate_extra_args(self, args):
+        self.checked.append(tuple(args))
+        if "--store-failures" in args:
+            raise ValueError("--store-failures: this executor stores failures itself")
+        return tuple("--empty" if a == "--no-data" else a for a in args)
+
+
+def test_an_executor_checks_its_own_flags_and_its_answer_is_passed_on(
+    project, chain_manifest
+) -> None:
+    executor = OwnFlagsExecutor(chain_manifest)
+    orch = PrefectDbtOrchestrator(settings=project, executor=executor)
+    # --threads has a parameter in the guide's table, but this executor accepts it.
+    orch.run_build(select="other", extra_cli_args=["--threads", "2", "--no-data"])
+    assert executor.checked == [("--threads", "2", "--no-data")]
+    assert {r.extra_args for r in executor.requests} == {("--threads", "2", "--empty")}
+    ran = len(executor.requests)
+    with pytest.raises(ValueError, match="stores failures itself"):
+        orch.run_build(extra_cli_args=["--store-failures"])
+    assert len(executor.requests) == ran  # refused before anything ran
+
+
+def test_without_its_own_check_the_guides_table_applies(project, chain_manifest) -> None:
+    executor = FakeExecutor(chain_manifest)
+    assert not hasattr(executor, "validate_extra_args")
+    with pytest.raises(ExtraArgsError) as info:
+        PrefectDbtOrchestrator(settings=project, executor=executor).plan(extra_cli_args=["-sx"])
+    assert info.value.flag == "--select"
+
+
+class ClosingCounter(FakeExecutor):
+    """A fake that counts how often it was closed."""
+
+    closes = 0
+
+    def close(self) -> None:
+        self.closes += 1
+
+
+class CountingWrapper:
+    """Wraps the default executor as the CLI's progress display does, counting closes."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.closes = inner, 0
+
+    def close(self) -> None:
+        self.closes += 1
+        self.inner.close()
+
+
+def test_an_executor_passed_in_is_left_open(project, chain_manifest) -> None:
+    executor = ClosingCounter(chain_manifest)
+    with PrefectDbtOrchestrator(settings=project, executor=executor) as orch:
+        orch.run_build(select="other")
+    orch.close()
+    assert not orch.owns_executor and executor.closes == 0
+
+
+def test_the_executor_it_made_is_closed_on_close_and_on_leaving_with(project) -> None:
+    from dbt_exec_core import DbtCoreExecutor
+
+    orch = PrefectDbtOrchestrator(settings=project)
+    assert orch.owns_executor and isinstance(orch.executor, DbtCoreExecutor)
+    counter = CountingWrapper(orch.executor)
+    orch.executor = counter
+    with orch as entered:
+        assert entered is orch
+    assert counter.closes == 1
+    orch.close()  # again: harmless, and the orchestrator stays usable
+    assert counter.closes == 2

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_graph import CycleError, Manifest, Node, ResourceType, SourceFingerprint
+from dbt_graph import (
+    Manifest,
+    Node,
+    ResourceType,
+    SourceFingerprint,
+    nearest_ancestors,
+    topological_order,
+)
 
 from dbt_cachekeys._build_after import BuildAfter
 from dbt_cachekeys._data import DataInput, DataInputs, direct_inputs
@@ -233,7 +240,9 @@ def compute_keys(
             seeds use dbt's sha256 checksum of the file from the manifest (enough for dbt Cloud,
             where the project is not on disk); a seed over 1 MiB, which dbt checksums by path
             only, then can never be a hit.
-        target: The dbt target name (resolve the profile's default to its name if you can).
+        target: The name of the target dbt runs against: :func:`dbt_graph.effective_target`
+            (the run's, ``DBT_TARGET``, or the profile's ``target:`` rendered), so a run that
+            names the default target and one that does not share keys.
         vars: The effective vars: the project's ``vars:`` overlaid with ``--vars``. Every key
             depends on them, since any node or macro may read any var.
         full_refresh: Whether the invocation is a ``--full-refresh``.
@@ -270,18 +279,26 @@ def compute_keys(
     data = DataInputs(fingerprints) if fingerprints is not None else None
     macros = MacroIndex(manifest.macros)
     keyed = {uid: n for uid, n in manifest.nodes.items() if n.resource_type not in _UNKEYED}
+    keyed_parents = {uid: tuple(p for p in manifest.parent_map[uid] if p in keyed) for uid in keyed}
+    data_parents = nearest_ancestors(
+        keyed_parents,
+        keyed,
+        keep=lambda p: (
+            keyed[p].resource_type is not ResourceType.SOURCE and not keyed[p].is_ephemeral
+        ),
+        through=lambda p: keyed[p].is_ephemeral,
+    )
     contents: dict[str, str] = {}
-    data_parents: dict[str, tuple[str, ...]] = {}
     sources: dict[str, frozenset[str]] = {}
     inputs: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
     out: dict[str, NodeKey] = {}
-    for uid in _topological(keyed):
+    for uid in topological_order(keyed_parents):
         node = keyed[uid]
         parents = sorted(dict.fromkeys(node.depends_on))
         text, label, problem = _text(node, read_file)
         macro_pairs, macro_digest = macros.digests(_macro_roots(node, macros))
         upstream = tuple((p, contents.get(p, "")) for p in parents)
-        sources[uid] = _sources(parents, keyed, sources)
+        sources[uid] = _sources(keyed_parents[uid], keyed, sources)
         inputs[uid] = direct_inputs(parents, keyed, inputs, sources)
         data_inputs = data.of(sources[uid]) if data is not None else ()
         components = Components(
@@ -311,7 +328,6 @@ def compute_keys(
             ]
         )
         contents[uid] = content
-        data_parents[uid] = _data_parents(parents, keyed, data_parents)
         key = f"{content}|{env_json}"
         if data is not None and data_inputs:
             key += f"|{data.key_part(data_inputs)}"
@@ -323,7 +339,7 @@ def compute_keys(
             content=content,
             components=components,
             text_label=label,
-            data_parents=data_parents[uid],
+            data_parents=tuple(sorted(data_parents[uid])),
             sources=tuple(sorted(sources[uid])),
             problem=problem,
             inputs=inputs[uid],
@@ -363,59 +379,12 @@ def _macro_roots(node: Node, macros: MacroIndex) -> tuple[str, ...]:
     return (*node.depends_on_macros, *implementations)
 
 
-def _data_parents(
-    parents: Sequence[str], keyed: Mapping[str, Node], known: Mapping[str, tuple[str, ...]]
-) -> tuple[str, ...]:
-    found: dict[str, None] = {}
-    for parent in parents:
-        node = keyed.get(parent)
-        if node is None or node.resource_type is ResourceType.SOURCE:
-            continue
-        if node.is_ephemeral:
-            found.update(dict.fromkeys(known[parent]))
-        else:
-            found[parent] = None
-    return tuple(sorted(found))
-
-
 def _sources(
     parents: Sequence[str], keyed: Mapping[str, Node], known: Mapping[str, frozenset[str]]
 ) -> frozenset[str]:
     found: set[str] = set()
     for parent in parents:
-        node = keyed.get(parent)
-        if node is None:
-            continue
-        if node.resource_type is ResourceType.SOURCE:
+        if keyed[parent].resource_type is ResourceType.SOURCE:
             found.add(parent)
         found |= known[parent]
     return frozenset(found)
-
-
-def _topological(nodes: Mapping[str, Node]) -> list[str]:
-    order: list[str] = []
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    for root in nodes:
-        if root in state:
-            continue
-        state[root] = 1
-        path = [root]
-        work = [iter(sorted(set(nodes[root].depends_on)))]
-        while work:
-            for parent in work[-1]:
-                if parent not in nodes:
-                    continue
-                seen = state.get(parent)
-                if seen == 1:
-                    raise CycleError(path[path.index(parent) :])
-                if seen is None:
-                    state[parent] = 1
-                    path.append(parent)
-                    work.append(iter(sorted(set(nodes[parent].depends_on))))
-                    break
-            else:
-                work.pop()
-                done = path.pop()
-                state[done] = 2
-                order.append(done)
-    return order

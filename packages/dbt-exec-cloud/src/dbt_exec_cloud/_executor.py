@@ -337,7 +337,7 @@ class DbtCloudExecutor:
     # Builds ----------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def run_scope(self) -> Iterator[None]:
+    def run_scope(self, concurrency: int | None = None) -> Iterator[None]:
         """Run one build: its jobs are named after it, and its leftovers deleted at the end.
 
         Jobs created inside the scope, also by copies pickled inside it for process pools or
@@ -347,6 +347,10 @@ class DbtCloudExecutor:
         there (cancelling a run it still has). The number deleted is logged: 0 in a healthy
         build. Concurrent scopes, in threads of one executor or in several executors, have
         prefixes of their own, so a sweep never touches another build's jobs.
+
+        Args:
+            concurrency: How many requests the caller keeps in flight (part of the executor
+                contract; dbt Cloud runs each job on its own, so it needs no sizing).
 
         Example:
             >>> with executor.run_scope():  # doctest: +SKIP

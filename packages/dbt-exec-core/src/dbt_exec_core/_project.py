@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dbt_graph import find_profiles_dir
+
 from dbt_exec_core._errors import ProjectConfigError
 
 #: File types dbt reads while parsing a project.
@@ -47,8 +49,8 @@ class ProjectPaths:
         """Read ``project_dir``, ``profiles_dir`` and ``target_path`` from any settings object.
 
         ``target_path`` may be relative to the project directory (dbt's default is ``target``).
-        A missing ``profiles_dir`` means the project directory when it holds ``profiles.yml``,
-        else ``~/.dbt``, as dbt itself looks.
+        A missing ``profiles_dir`` is looked for as dbt looks (:func:`dbt_graph.find_profiles_dir`:
+        ``DBT_PROFILES_DIR``, the project directory, the working directory, ``~/.dbt``).
 
         Raises:
             ProjectConfigError: A directory or its ``dbt_project.yml``/``profiles.yml`` is
@@ -70,11 +72,8 @@ class ProjectPaths:
                 path=str(project_dir / "dbt_project.yml"),
             )
         raw_profiles = getattr(settings, "profiles_dir", None)
-        if raw_profiles is None:
-            here = project_dir / "profiles.yml"
-            profiles_dir = project_dir if here.is_file() else Path.home() / ".dbt"
-        else:
-            profiles_dir = Path(raw_profiles).expanduser().resolve()
+        explicit = Path(raw_profiles) if raw_profiles is not None else None
+        profiles_dir = find_profiles_dir(project_dir, explicit=explicit).expanduser().resolve()
         if not profiles_dir.is_dir():
             raise ProjectConfigError(
                 f"The dbt profiles directory {profiles_dir} does not exist. Pass settings whose "

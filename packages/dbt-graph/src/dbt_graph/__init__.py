@@ -2,10 +2,14 @@
 
 It is the floor every other package stands on and imports neither dbt-core, Prefect nor httpx.
 
-Example:
-    >>> from dbt_graph import load_manifest, select, build_plan  # doctest: +SKIP
-    >>> manifest = load_manifest("target/manifest.json")  # doctest: +SKIP
-    >>> plan = build_plan(manifest, select(manifest, "tag:daily"))  # doctest: +SKIP
+Example (``load_manifest("target/manifest.json")`` reads a real project's manifest):
+    >>> from dbt_graph import build_plan, select
+    >>> from dbt_graph.testing import ManifestBuilder
+    >>> manifest = (ManifestBuilder().seed("raw")
+    ...             .model("orders", depends_on=["raw"], tags=["daily"]).model("other").build())
+    >>> plan = build_plan(manifest, select(manifest, "+tag:daily"))
+    >>> [wave.node_ids for wave in plan.waves]
+    [('seed.p.raw',), ('model.p.orders',)]
 """
 
 from dbt_graph._addressing import node_selector
@@ -22,8 +26,10 @@ from dbt_graph._errors import (
     ConcurrencyKeyError,
     CycleError,
     DbtGraphError,
+    ExtraArgsError,
     FingerprintConfigError,
     ManifestError,
+    ProfileError,
     ScheduleError,
     SelectionError,
     StateError,
@@ -42,6 +48,7 @@ from dbt_graph._execution import (
     NodeStatus,
     SourceFreshness,
 )
+from dbt_graph._extra_args import check_extra_args
 from dbt_graph._fingerprints import (
     FINGERPRINT_META_KEY,
     FingerprintMethod,
@@ -56,7 +63,8 @@ from dbt_graph._graph import (
     build_plan,
     executable_parents,
 )
-from dbt_graph._manifest import Manifest, ManifestMetadata, load_manifest, parse_manifest
+from dbt_graph._loader import load_manifest, parse_manifest
+from dbt_graph._manifest import Manifest, ManifestMetadata
 from dbt_graph._nodes import (
     RUNNABLE_TYPES,
     TEST_TYPES,
@@ -67,9 +75,19 @@ from dbt_graph._nodes import (
     Node,
     ResourceType,
 )
+from dbt_graph._profiles import effective_target, find_profiles_dir, render_env_vars
 from dbt_graph._selection import select
 from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
+from dbt_graph._walks import (
+    ancestors,
+    descendants,
+    drop_fed_by,
+    nearest_ancestors,
+    topological_generations,
+    topological_order,
+    upstream_sources,
+)
 
 __all__ = [
     "DEFAULT_DURATIONS",
@@ -91,6 +109,7 @@ __all__ = [
     "ExecutionRequest",
     "ExecutionResult",
     "Executor",
+    "ExtraArgsError",
     "FingerprintConfigError",
     "FingerprintMethod",
     "FingerprintSpec",
@@ -107,6 +126,7 @@ __all__ = [
     "NodeResult",
     "NodeStatus",
     "PathStep",
+    "ProfileError",
     "ResourceType",
     "ScheduleError",
     "SelectionError",
@@ -118,15 +138,26 @@ __all__ = [
     "TestStrategy",
     "UnknownMethodError",
     "Wave",
+    "ancestors",
     "build_plan",
+    "check_extra_args",
     "critical_path",
+    "descendants",
+    "drop_fed_by",
+    "effective_target",
     "estimate_wall_time",
     "executable_parents",
+    "find_profiles_dir",
     "keys_by_node",
     "load_manifest",
+    "nearest_ancestors",
     "node_result_timings",
     "node_selector",
     "parse_manifest",
+    "render_env_vars",
     "run_results_timings",
     "select",
+    "topological_generations",
+    "topological_order",
+    "upstream_sources",
 ]

@@ -10,7 +10,9 @@ The tree::
     ├── CycleError             the executable graph has a cycle
     ├── ScheduleError          durations, their history, an order or a concurrency cannot be used
     │   └── ConcurrencyKeyError    a concurrency key's selector, limit or name is invalid
-    └── FingerprintConfigError a source's ``meta.data_fingerprint`` is not usable
+    ├── FingerprintConfigError a source's ``meta.data_fingerprint`` is not usable
+    ├── ProfileError           the profile's target cannot be worked out without dbt
+    └── ExtraArgsError         an extra dbt argument is blocked or has a parameter of its own
 
 Every message says what went wrong and what to do next.
 """
@@ -104,3 +106,19 @@ class FingerprintConfigError(DbtGraphError, ValueError):
     def __init__(self, message: str, *, unique_id: str) -> None:
         self.unique_id = unique_id
         super().__init__(f"{unique_id}: {message}")
+
+
+class ProfileError(DbtGraphError, ValueError):
+    """The profile name or target cannot be worked out as dbt would (see ``effective_target``)."""
+
+
+class ExtraArgsError(DbtGraphError, ValueError):
+    """An extra dbt argument is refused: it conflicts with how nodes run, or has a parameter.
+
+    Attributes:
+        flag: The flag's canonical spelling (``--select``, ``--full-refresh``...).
+    """
+
+    def __init__(self, message: str, *, flag: str) -> None:
+        self.flag = flag
+        super().__init__(message)

@@ -255,14 +255,21 @@ class Executor(Protocol):
     :class:`dbt_graph.testing.FakeExecutor`. Executors must be safe to call from several threads
     at once and must pickle (without live connections) so task runners can ship them.
 
-    Optional: ``run_scope(concurrency=N)``, a context manager the orchestrator enters around
-    the requests of one per-node run (when the executor has it), ``N`` being the most requests
-    it keeps in flight at once, so an executor can keep per-run resources warm between
-    requests, size them for ``N``, and release them on exit (``DbtCoreExecutor`` keeps its
-    streaming dbt sessions open, each running up to ``N`` nodes at once).
+    Optional methods, used when an executor has them:
 
-    Optional: ``source_fingerprints(sources, *, target, vars)``, the data fingerprints behind
-    data-aware caching (see :class:`~dbt_graph.SourceFingerprinter`).
+    * ``run_scope(concurrency=N)``: a context manager the orchestrator enters around the
+      requests of one run, ``N`` being the most requests it keeps in flight at once, so an
+      executor can keep per-run resources warm between requests, size them for ``N``, and
+      release them on exit (``DbtCoreExecutor`` keeps its streaming dbt sessions open, each
+      running up to ``N`` nodes at once; ``DbtCloudExecutor`` sweeps its leftover jobs).
+    * ``validate_extra_args(args: Sequence[str]) -> tuple[str, ...]``: check the extra dbt
+      arguments of a run before anything runs, and return them as they should be passed (as
+      :attr:`ExecutionRequest.extra_args`). It raises a ``ValueError`` subclass whose message
+      says what to use instead. Each executor knows which flags it can pass on (a dbt Cloud
+      job is not a local dbt). Without it, the orchestrator applies the guide's table,
+      :func:`dbt_graph.check_extra_args`.
+    * ``source_fingerprints(sources, *, target, vars)``: the data fingerprints behind
+      data-aware caching (see :class:`~dbt_graph.SourceFingerprinter`).
     """
 
     def resolve_manifest(

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-import networkx as nx
-
-from dbt_graph._errors import CycleError
 from dbt_graph._manifest import Manifest
 from dbt_graph._nodes import Node, ResourceType
+from dbt_graph._walks import nearest_ancestors, topological_generations, topological_order
 
 
 class TestStrategy(StrEnum):
@@ -105,37 +103,12 @@ def executable_parents(manifest: Manifest) -> Mapping[str, tuple[str, ...]]:
     ('model.p.a',)
     """
     nodes = manifest.nodes
-    memo: dict[str, tuple[str, ...]] = {}
-
-    def through(uid: str, seen: frozenset[str]) -> tuple[str, ...]:
-        # The executable ancestors an ephemeral node stands for.
-        if uid in memo:
-            return memo[uid]
-        found: dict[str, None] = {}
-        for parent in nodes[uid].depends_on:
-            node = nodes.get(parent)
-            if node is None or parent in seen:
-                continue
-            if node.is_executable:
-                found[parent] = None
-            elif node.is_ephemeral:
-                found.update(dict.fromkeys(through(parent, seen | {parent})))
-        memo[uid] = tuple(found)
-        return memo[uid]
-
-    result: dict[str, tuple[str, ...]] = {}
-    for uid, node in nodes.items():
-        found: dict[str, None] = {}
-        for parent in node.depends_on:
-            p = nodes.get(parent)
-            if p is None:
-                continue
-            if p.is_executable:
-                found[parent] = None
-            elif p.is_ephemeral:
-                found.update(dict.fromkeys(through(parent, frozenset({parent}))))
-        result[uid] = tuple(found)
-    return result
+    return nearest_ancestors(
+        manifest.parent_map,
+        nodes,
+        keep=lambda uid: nodes[uid].is_executable,
+        through=lambda uid: nodes[uid].is_ephemeral,
+    )
 
 
 def build_plan(
@@ -179,13 +152,11 @@ def build_plan(
     in_plan = {uid for uid in executables if uid in wanted}
     planned_tests = {uid for uid in tests if uid in wanted}
 
-    graph = nx.DiGraph()
-    graph.add_nodes_from(executables)
-    for uid in executables:
-        graph.add_edges_from((p, uid) for p in parents[uid])
+    # The scheduling graph: each node with the nodes it waits for (test placement included).
+    graph: dict[str, dict[str, None]] = {uid: dict.fromkeys(parents[uid]) for uid in executables}
     if strategy is TestStrategy.IMMEDIATE:
         _add_immediate_tests(graph, manifest, parents, tests)
-    _raise_on_cycle(graph)
+    topological_generations(graph)  # raises CycleError, naming a cycle
 
     if strategy is TestStrategy.DEFERRED:
         model_deps = _plan_dependencies(graph, in_plan)
@@ -198,7 +169,7 @@ def build_plan(
     waves: list[Wave] = []
     phases: list[tuple[str, ...]] = []
     for deps in phase_deps:
-        phase_waves = _generations(deps, order)
+        phase_waves = topological_generations(deps, key=order.__getitem__)
         for ids in phase_waves:
             waves.append(Wave(number=len(waves), nodes=tuple(nodes[u] for u in ids)))
         phases.append(tuple(u for ids in phase_waves for u in ids))
@@ -214,7 +185,7 @@ def build_plan(
 
 
 def _add_immediate_tests(
-    graph: nx.DiGraph,
+    graph: dict[str, dict[str, None]],
     manifest: Manifest,
     parents: Mapping[str, tuple[str, ...]],
     tests: list[str],
@@ -227,37 +198,26 @@ def _add_immediate_tests(
     A unit test runs after the tested model's parents and before the model.
     """
     nodes = manifest.nodes
-    ancestors_memo: dict[str, frozenset[str]] = {}
-
-    def ancestors(uid: str) -> frozenset[str]:
-        if uid not in ancestors_memo:
-            acc: set[str] = set()
-            for p in parents[uid]:
-                acc.add(p)
-                acc |= ancestors(p)
-            ancestors_memo[uid] = frozenset(acc)
-        return ancestors_memo[uid]
-
+    below = _Descent(parents, list(graph))
     children: dict[str, list[str]] = {}
-    for uid in graph.nodes:
+    for uid in graph:
         for p in parents[uid]:
             children.setdefault(p, []).append(uid)
 
     for test in tests:
         node = nodes[test]
+        graph.setdefault(test, {})
         if node.resource_type is ResourceType.UNIT_TEST:
-            tested = [p for p in node.depends_on if p in graph and nodes[p].is_executable]
-            graph.add_node(test)
+            tested = [p for p in node.depends_on if p in parents and nodes[p].is_executable]
             for model in tested:
-                graph.add_edges_from((p, test) for p in parents[model])
-                graph.add_edge(test, model)
+                graph[test].update(dict.fromkeys(parents[model]))
+                graph[model][test] = None
             continue
         test_parents = frozenset(parents[test])
-        graph.add_node(test)
-        graph.add_edges_from((p, test) for p in test_parents)
+        graph[test].update(dict.fromkeys(parents[test]))
         if not test_parents:
             continue
-        # Walk descendants breadth-first; stop below the first nodes that satisfy the rule.
+        # Walk descendants; stop below the first nodes that satisfy the rule.
         frontier = [c for p in test_parents for c in children.get(p, ())]
         seen: set[str] = set()
         while frontier:
@@ -265,61 +225,50 @@ def _add_immediate_tests(
             if uid in seen:
                 continue
             seen.add(uid)
-            if uid not in test_parents and test_parents <= ancestors(uid):
-                graph.add_edge(test, uid)
+            if uid not in test_parents and below(uid, test_parents):
+                graph[uid][test] = None
             else:
                 frontier.extend(children.get(uid, ()))
 
 
-def _raise_on_cycle(graph: nx.DiGraph) -> None:
-    if nx.is_directed_acyclic_graph(graph):
-        return
-    cycle = nx.find_cycle(graph)
-    raise CycleError([edge[0] for edge in cycle])
+class _Descent:
+    """Whether a node descends from every node of a set, in the executable graph.
+
+    Each node's ancestors are kept as the bits of one int, folded parents first, and built on
+    the first question: linear in memory even for a long chain, where sets of ids would be
+    quadratic, and one ``&`` per question.
+    """
+
+    def __init__(self, parents: Mapping[str, tuple[str, ...]], executables: list[str]) -> None:
+        self._parents = {uid: parents[uid] for uid in executables}
+        self._bit: dict[str, int] = {}
+        self._ancestors: dict[str, int] = {}
+
+    def __call__(self, uid: str, upstream: frozenset[str]) -> bool:
+        # Every node on the caller's walk descends from a node of ``upstream``: with one, it holds.
+        if len(upstream) == 1:
+            return True
+        if not self._ancestors:
+            self._fold()
+        mask = 0
+        for p in upstream:
+            mask |= self._bit[p]
+        return self._ancestors[uid] & mask == mask
+
+    def _fold(self) -> None:
+        for i, uid in enumerate(topological_order(self._parents)):
+            self._bit[uid] = 1 << i
+            bits = 0
+            for p in self._parents[uid]:
+                bits |= self._ancestors[p] | self._bit[p]
+            self._ancestors[uid] = bits
 
 
-def _plan_dependencies(graph: nx.DiGraph, planned: set[str]) -> dict[str, tuple[str, ...]]:
+def _plan_dependencies(
+    graph: Mapping[str, Mapping[str, None]], planned: set[str]
+) -> dict[str, tuple[str, ...]]:
     """Dependencies among planned nodes, looking through unplanned ones (as dbt's subgraphs do)."""
-    memo: dict[str, frozenset[str]] = {}
-
-    def nearest(uid: str) -> frozenset[str]:
-        # The planned nodes an unplanned node stands for.
-        if uid not in memo:
-            memo[uid] = frozenset(
-                p
-                for pred in graph.predecessors(uid)
-                for p in ((pred,) if pred in planned else nearest(pred))
-            )
-        return memo[uid]
-
-    deps: dict[str, tuple[str, ...]] = {}
-    for uid in planned:
-        found: set[str] = set()
-        for pred in graph.predecessors(uid):
-            if pred in planned:
-                found.add(pred)
-            else:
-                found |= nearest(pred)
-        deps[uid] = tuple(sorted(found))
-    return deps
-
-
-def _generations(deps: Mapping[str, tuple[str, ...]], order: Mapping[str, int]) -> list[list[str]]:
-    """Kahn's algorithm by generations; each generation sorted by manifest order."""
-    remaining = {uid: len(d) for uid, d in deps.items()}
-    dependents: dict[str, list[str]] = {uid: [] for uid in deps}
-    for uid, d in deps.items():
-        for p in d:
-            dependents[p].append(uid)
-    current = sorted((u for u, n in remaining.items() if n == 0), key=order.__getitem__)
-    out: list[list[str]] = []
-    while current:
-        out.append(current)
-        nxt: list[str] = []
-        for uid in current:
-            for child in dependents[uid]:
-                remaining[child] -= 1
-                if remaining[child] == 0:
-                    nxt.append(child)
-        current = sorted(nxt, key=order.__getitem__)
-    return out
+    nearest = nearest_ancestors(
+        graph, planned, keep=planned.__contains__, through=lambda uid: uid not in planned
+    )
+    return {uid: tuple(sorted(deps)) for uid, deps in nearest.items()}

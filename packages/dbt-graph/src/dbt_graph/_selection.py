@@ -10,7 +10,7 @@ operations combine both and let held-back tests in when the combined set allows 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from functools import cached_property
 
 from dbt_graph._errors import SelectionError
@@ -27,6 +27,7 @@ from dbt_graph._selector_spec import (
 )
 from dbt_graph._state import SelectionState
 from dbt_graph._state_compare import PARSED_TYPES
+from dbt_graph._walks import ancestors, descendants
 from dbt_graph._yaml_selectors import default_selector_name, yaml_selector_spec
 
 #: Resource types ``dbt ls`` lists when ``--resource-type`` is not given.
@@ -207,35 +208,22 @@ class _Evaluator:
             ) from None
         selected = set(collected)
         if spec.childrens_parents:
-            family = self.walk(collected, self.children, None) | collected
-            selected |= self.walk(family, self.parents, None) | family
+            family = descendants(self.children, collected) | collected
+            selected |= ancestors(self.parents, family) | family
         if spec.parents:
-            selected |= self.walk(collected, self.parents, spec.parents_depth)
+            selected |= ancestors(self.parents, collected, depth=spec.parents_depth)
         if spec.children:
-            selected |= self.walk(collected, self.children, spec.children_depth)
+            selected |= descendants(self.children, collected, depth=spec.children_depth)
         if spec.indirect_selection is IndirectSelection.EMPTY:
             return selected, set()
         return self.expand(selected, spec.indirect_selection)
-
-    @staticmethod
-    def walk(start: set[str], edges: Mapping[str, tuple[str, ...]], depth: int | None) -> set[str]:
-        """Nodes reachable from ``start`` in at most ``depth`` steps (start nodes count only
-        when reachable from another start node)."""
-        found: set[str] = set()
-        layer = start
-        steps = 0
-        while layer and (depth is None or steps < depth):
-            layer = {n for uid in layer for n in edges.get(uid, ()) if n not in found}
-            found |= layer
-            steps += 1
-        return found
 
     def expand(self, selected: set[str], mode: IndirectSelection) -> tuple[set[str], set[str]]:
         """Add the tests next to ``selected``; return them as direct or held back."""
         direct, held_back = set(selected), set()
         buildable: set[str] = set()
         if mode is IndirectSelection.BUILDABLE:
-            buildable = selected | self.walk(selected, self.parents, None) | self.sources
+            buildable = selected | ancestors(self.parents, selected) | self.sources
         adjacent = {child for uid in selected for child in self.children.get(uid, ())}
         for uid in adjacent:
             node = self.nodes[uid]
@@ -264,7 +252,7 @@ class _Evaluator:
         selected = set(direct)
         allowed = selected
         if mode is IndirectSelection.BUILDABLE:
-            allowed = selected | self.walk(selected, self.parents, None)
+            allowed = selected | ancestors(self.parents, selected)
         for uid in indirect:
             node = self.nodes[uid]
             if node.resource_type in _NODES_SECTION and set(node.depends_on) <= allowed:

@@ -18,7 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dbt_graph._errors import StateError
-from dbt_graph._manifest import Manifest, load_manifest
+from dbt_graph._loader import load_manifest
+from dbt_graph._manifest import Manifest
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -62,7 +63,14 @@ class SelectionState:
             ManifestError: The previous manifest.json cannot be read.
 
         Example:
-            >>> state = SelectionState.load("prod-artifacts", target_dir="target")  # doctest: +SKIP
+            >>> import tempfile
+            >>> from dbt_graph.testing import ManifestBuilder
+            >>> prod_artifacts = tempfile.TemporaryDirectory()  # e.g. "prod-artifacts", from CI
+            >>> _ = ManifestBuilder().model("orders").write(prod_artifacts.name)
+            >>> state = SelectionState.load(prod_artifacts.name, target_dir="target")
+            >>> list(state.manifest.nodes), state.results
+            (['model.p.orders'], None)
+            >>> prod_artifacts.cleanup()
         """
         directory = Path(state_dir)
         if not directory.is_dir():

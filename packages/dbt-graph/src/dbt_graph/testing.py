@@ -31,8 +31,10 @@ from dbt_graph._execution import (
     SourceFreshness,
 )
 from dbt_graph._fingerprints import FingerprintMethod, SourceFingerprint
-from dbt_graph._manifest import Manifest, parse_manifest
+from dbt_graph._loader import parse_manifest
+from dbt_graph._manifest import Manifest
 from dbt_graph._nodes import ResourceType
+from dbt_graph._walks import ancestors, topological_order
 
 _SCHEMA = "https://schemas.getdbt.com/dbt/manifest/v12.json"
 
@@ -339,15 +341,16 @@ class FakeExecutor:
         with self._lock:
             self.requests.append(request)
         started = datetime.now(UTC)
-        requested = set(request.node_ids)
         failed: set[str] = set()
         results: dict[str, NodeResult] = {}
         parents = self.manifest.parent_map
-        for node in _topological(request.nodes, parents):
-            uid = node.unique_id
-            if request.command is Command.BUILD and self._has_failed_ancestor(
-                uid, failed, requested
-            ):
+        by_id = {n.unique_id: n for n in request.nodes}
+        # Ordered by ancestry, not just direct edges: requested nodes may be linked through
+        # nodes outside the request.
+        upstream = {uid: ancestors(parents, uid) for uid in by_id}
+        for uid in topological_order(upstream):
+            node = by_id[uid]
+            if request.command is Command.BUILD and upstream[uid] & failed:
                 results[uid] = NodeResult(
                     unique_id=uid,
                     status=NodeStatus.SKIPPED,
@@ -437,34 +440,3 @@ class FakeExecutor:
         if uid in self.outcomes:
             return self.outcomes[uid]
         return NodeStatus.PASS if node.is_test else NodeStatus.SUCCESS
-
-    def _has_failed_ancestor(self, uid: str, failed: set[str], requested: set[str]) -> bool:
-        stack, seen = list(self.manifest.parent_map.get(uid, ())), set()
-        while stack:
-            p = stack.pop()
-            if p in seen:
-                continue
-            seen.add(p)
-            if p in failed:
-                return True
-            stack.extend(self.manifest.parent_map.get(p, ()))
-        return False
-
-
-def _topological(nodes: Sequence[Any], parents: Mapping[str, tuple[str, ...]]) -> list[Any]:
-    ids = {n.unique_id: n for n in nodes}
-    done: set[str] = set()
-    out: list[Any] = []
-
-    def visit(uid: str, trail: frozenset[str]) -> None:
-        if uid in done or uid in trail:
-            return
-        for p in parents.get(uid, ()):
-            if p in ids:
-                visit(p, trail | {uid})
-        done.add(uid)
-        out.append(ids[uid])
-
-    for uid in ids:
-        visit(uid, frozenset())
-    return out

@@ -12,13 +12,13 @@ from typing import Any
 
 from dbt_graph import Manifest
 
+from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+
 logger = logging.getLogger("prefect_dbt_orchestrator.artifacts")
 
 ARTIFACT_KEY = "dbt-orchestrator-summary"
 #: Successful and cached nodes listed by name at most; errors and skips are always all listed.
 MAX_LISTED = 500
-
-_STATUSES = ("success", "cached", "error", "skipped")
 
 
 def node_label(uid: str, manifest: Manifest | None) -> tuple[str, str]:
@@ -44,31 +44,29 @@ def node_label(uid: str, manifest: Manifest | None) -> tuple[str, str]:
     return ".".join(parts[2:]), kind
 
 
-def status_counts(results: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+def status_counts(outcomes: Mapping[str, NodeOutcome]) -> dict[str, int]:
     """How many nodes ended in each status, plus ``warn`` (successes dbt flagged as warnings).
 
-    >>> status_counts({"a": {"status": "success", "dbt_status": "warn"}, "b": {"status": "error"}})
+    >>> from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+    >>> status_counts({"a": NodeOutcome(status=OutcomeStatus.SUCCESS, dbt_status="warn"),
+    ...                "b": NodeOutcome(status=OutcomeStatus.ERROR)})
     {'success': 1, 'cached': 0, 'error': 1, 'skipped': 0, 'warn': 1, 'total': 2}
     """
-    counts = dict.fromkeys(_STATUSES, 0)
-    for result in results.values():
-        status = result.get("status")
-        if status in counts:
-            counts[status] += 1
-    counts["warn"] = sum(1 for r in results.values() if r.get("dbt_status") == "warn")
-    counts["total"] = len(results)
+    counts = {status.value: 0 for status in OutcomeStatus}
+    for outcome in outcomes.values():
+        counts[outcome.status.value] += 1
+    counts["warn"] = sum(1 for o in outcomes.values() if o.dbt_status == "warn")
+    counts["total"] = len(outcomes)
     return counts
 
 
-def summary_markdown(
-    results: Mapping[str, Mapping[str, Any]], manifest: Manifest | None = None
-) -> str:
+def summary_markdown(outcomes: Mapping[str, NodeOutcome], manifest: Manifest | None = None) -> str:
     """The summary artifact's markdown.
 
     Sections: a count table, then errors (with dbt's message), warnings, skipped nodes (with
     the reason and the failed nodes upstream), cached and successful nodes.
     """
-    counts = status_counts(results)
+    counts = status_counts(outcomes)
     lines = [
         "## dbt build summary",
         "",
@@ -77,61 +75,67 @@ def summary_markdown(
         f"| {counts['success']} | {counts['cached']} | {counts['warn']} | {counts['error']} "
         f"| {counts['skipped']} | {counts['total']} |",
     ]
-
-    def label(uid: str) -> str:
-        name, kind = node_label(uid, manifest)
-        return f"`{name}` ({kind})"
-
-    by_status: dict[str, list[str]] = {s: [] for s in _STATUSES}
-    for uid, result in results.items():
-        by_status.setdefault(result.get("status", ""), []).append(uid)
-
-    if by_status["error"]:
-        lines += ["", f"### Errors ({len(by_status['error'])})"]
-        for uid in by_status["error"]:
-            result = results[uid]
-            message = (result.get("error") or {}).get("message") or result.get("message")
-            detail = result.get("dbt_status") or (result.get("error") or {}).get("type")
-            lines += ["", f"**{label(uid)}**" + (f" — {detail}" if detail else "")]
-            lines += _quoted(message or "unknown error")
-
-    warned = [u for u in results if results[u].get("dbt_status") == "warn"]
+    by_status: dict[OutcomeStatus, dict[str, NodeOutcome]] = {s: {} for s in OutcomeStatus}
+    for uid, outcome in outcomes.items():
+        by_status[outcome.status][uid] = outcome
+    warned = {u: o for u, o in outcomes.items() if o.dbt_status == "warn"}
+    lines += _errors(by_status[OutcomeStatus.ERROR], manifest)
     if warned:
         lines += ["", f"### Warnings ({len(warned)})", ""]
-        lines += [f"- {label(u)}: {_one_line(results[u].get('message'))}" for u in warned]
-
-    if by_status["skipped"]:
-        lines += ["", f"### Skipped ({len(by_status['skipped'])})", ""]
-        for uid in by_status["skipped"]:
-            result = results[uid]
-            line = f"- {label(uid)}: {_one_line(result.get('reason')) or 'skipped'}"
-            upstream = result.get("failed_upstream") or []
-            if upstream:
-                line += " — after " + ", ".join(f"`{node_label(u, manifest)[0]}`" for u in upstream)
-            lines.append(line)
-
-    for status, title in (("cached", "Cached"), ("success", "Successful")):
-        listed = by_status[status]
-        if not listed:
-            continue
-        lines += ["", f"### {title} ({len(listed)})", ""]
-        for uid in listed[:MAX_LISTED]:
-            seconds = (results[uid].get("timing") or {}).get("duration_seconds")
-            lines.append(
-                f"- {label(uid)}"
-                + (
-                    f" in {seconds:.2f}s"
-                    if status == "success" and isinstance(seconds, int | float)
-                    else ""
-                )
-            )
-        if len(listed) > MAX_LISTED:
-            lines.append(f"- … and {len(listed) - MAX_LISTED} more")
+        lines += [f"- {_label(u, manifest)}: {_one_line(o.message)}" for u, o in warned.items()]
+    lines += _skips(by_status[OutcomeStatus.SKIPPED], manifest)
+    lines += _listed("Cached", by_status[OutcomeStatus.CACHED], manifest, timed=False)
+    lines += _listed("Successful", by_status[OutcomeStatus.SUCCESS], manifest, timed=True)
     return "\n".join(lines) + "\n"
 
 
+def _label(uid: str, manifest: Manifest | None) -> str:
+    name, kind = node_label(uid, manifest)
+    return f"`{name}` ({kind})"
+
+
+def _errors(failed: Mapping[str, NodeOutcome], manifest: Manifest | None) -> list[str]:
+    if not failed:
+        return []
+    lines = ["", f"### Errors ({len(failed)})"]
+    for uid, outcome in failed.items():
+        error = outcome.error
+        message = (error.message if error else None) or outcome.message
+        detail = outcome.dbt_status or (error.type if error else None)
+        lines += ["", f"**{_label(uid, manifest)}**" + (f" — {detail}" if detail else "")]
+        lines += _quoted(message or "unknown error")
+    return lines
+
+
+def _skips(skipped: Mapping[str, NodeOutcome], manifest: Manifest | None) -> list[str]:
+    if not skipped:
+        return []
+    lines = ["", f"### Skipped ({len(skipped)})", ""]
+    for uid, outcome in skipped.items():
+        line = f"- {_label(uid, manifest)}: {_one_line(outcome.reason) or 'skipped'}"
+        if outcome.failed_upstream:
+            after = ", ".join(f"`{node_label(u, manifest)[0]}`" for u in outcome.failed_upstream)
+            line += f" — after {after}"
+        lines.append(line)
+    return lines
+
+
+def _listed(
+    title: str, listed: Mapping[str, NodeOutcome], manifest: Manifest | None, *, timed: bool
+) -> list[str]:
+    if not listed:
+        return []
+    lines = ["", f"### {title} ({len(listed)})", ""]
+    for uid, outcome in list(listed.items())[:MAX_LISTED]:
+        took = f" in {outcome.timing.duration_seconds:.2f}s" if timed and outcome.timing else ""
+        lines.append(f"- {_label(uid, manifest)}{took}")
+    if len(listed) > MAX_LISTED:
+        lines.append(f"- … and {len(listed) - MAX_LISTED} more")
+    return lines
+
+
 def create_summary_artifact(
-    results: Mapping[str, Mapping[str, Any]], manifest: Manifest | None = None
+    outcomes: Mapping[str, NodeOutcome], manifest: Manifest | None = None
 ) -> str | None:
     """Create the summary artifact in the current flow run; log (never raise) on failure.
 
@@ -146,9 +150,9 @@ def create_summary_artifact(
     try:
         from prefect.artifacts import create_markdown_artifact
 
-        counts = status_counts(results)
+        counts = status_counts(outcomes)
         artifact_id = create_markdown_artifact(
-            markdown=summary_markdown(results, manifest),
+            markdown=summary_markdown(outcomes, manifest),
             key=ARTIFACT_KEY,
             description=(
                 f"dbt build: {counts['success']} success, {counts['cached']} cached, "

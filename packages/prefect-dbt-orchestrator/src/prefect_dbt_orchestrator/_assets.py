@@ -21,13 +21,14 @@ import inspect
 import json
 import logging
 from copy import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dbt_graph import ExecutionResult, Node, NodeResult, NodeStatus
 from prefect import Task
 from prefect.assets import Asset, AssetProperties
 from prefect.tasks import MaterializingTask
 
+from prefect_dbt_orchestrator._context import RunContext
 from prefect_dbt_orchestrator._lineage import (
     AssetSpec,
     asset_spec,
@@ -35,9 +36,6 @@ from prefect_dbt_orchestrator._lineage import (
     upstream_specs,
     with_compiled_code,
 )
-
-if TYPE_CHECKING:
-    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
 
 logger = logging.getLogger("prefect_dbt_orchestrator.assets")
 
@@ -67,16 +65,14 @@ class NodeAssetTask(MaterializingTask):  # type: ignore[type-arg]
         self.include_compiled_code = include_compiled_code
 
 
-def node_assets(
-    orch: PrefectDbtOrchestrator, ctx: RunContext, node: Node
-) -> tuple[Asset, list[Asset]] | None:
+def node_assets(ctx: RunContext, node: Node) -> tuple[Asset, list[Asset]] | None:
     """The asset a node's task materializes and the assets it reads, or ``None``.
 
     Models, seeds and snapshots with a relation name have one, unless ``disable_assets`` is
     set or the manifest does not name its adapter.
     """
     adapter = ctx.manifest.adapter_type
-    if orch.disable_assets or not node.is_executable or not has_asset(node, adapter):
+    if ctx.options.disable_assets or not node.is_executable or not has_asset(node, adapter):
         return None
     assert adapter is not None  # has_asset checked it
     spec = asset_spec(node, adapter)
@@ -84,7 +80,7 @@ def node_assets(
 
 
 def materializing(
-    task: Task[..., Any], orch: PrefectDbtOrchestrator, asset: Asset, deps: list[Asset]
+    task: Task[..., Any], ctx: RunContext, asset: Asset, deps: list[Asset]
 ) -> NodeAssetTask:
     """``task`` as a :class:`NodeAssetTask` of ``asset`` (same options otherwise)."""
     options: dict[str, Any] = {}
@@ -100,7 +96,7 @@ def materializing(
         task.fn,
         assets=[asset],
         materialized_by=MATERIALIZED_BY,
-        include_compiled_code=orch.include_compiled_code,
+        include_compiled_code=ctx.options.include_compiled_code,
         **options,
     )
 
@@ -140,15 +136,15 @@ def record_cache_hit() -> None:
         asset_ctx.downstream_assets = set()
 
 
-def record_wave(orch: PrefectDbtOrchestrator, ctx: RunContext, execution: ExecutionResult) -> None:
+def record_wave(ctx: RunContext, execution: ExecutionResult) -> None:
     """PER_WAVE: emit the asset events of the nodes one dbt invocation ran (in a flow run)."""
     from prefect.context import FlowRunContext
 
     adapter = ctx.manifest.adapter_type
-    if orch.disable_assets or not adapter or FlowRunContext.get() is None:
+    if ctx.options.disable_assets or not adapter or FlowRunContext.get() is None:
         return
     try:
-        _emit_wave(ctx, adapter, execution, orch.include_compiled_code)
+        _emit_wave(ctx, adapter, execution, ctx.options.include_compiled_code)
     except Exception:  # lineage must never fail the build
         logger.warning("Could not emit the asset events of a wave", exc_info=True)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from dbt_graph import Wave
 
+from prefect_dbt_orchestrator._context import RunContext
+
 
 @dataclass(frozen=True)
 class BuildPlan:
@@ -60,3 +62,24 @@ class BuildPlan:
             lines += ["", f"  Skipped ({len(self.skipped_nodes)}):"]
             lines += [f"    - {uid}: {info['reason']}" for uid, info in self.skipped_nodes.items()]
         return "\n".join(lines)
+
+
+def preview(ctx: RunContext) -> BuildPlan:
+    """What a run of ``ctx`` would do: its waves and, with a cache, hits and misses with reasons."""
+    predictions: dict[str, str] | None = None
+    reasons: dict[str, tuple[str, ...]] = {}
+    if ctx.cache is not None:
+        predictions = {}
+        for uid in ctx.plan.nodes:
+            decision = ctx.cache.predict(uid)
+            predictions[uid] = decision.outcome
+            if decision.outcome == "miss":
+                reasons[uid] = decision.reasons
+    return BuildPlan(
+        waves=ctx.plan.waves,
+        node_count=ctx.plan.node_count,
+        cache_predictions=predictions,
+        skipped_nodes={uid: skip.to_dict() for uid, skip in ctx.stale_skips.items()},
+        estimated_parallelism=ctx.plan.estimated_parallelism,
+        cache_reasons=reasons,
+    )

@@ -7,13 +7,12 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
 from dbt_cachekeys import (
     CachePolicy,
     CacheSession,
@@ -28,7 +27,7 @@ from dbt_cachekeys import (
 from dbt_graph import ExecutionPlan, Manifest, ResourceType, SourceFreshness
 
 from prefect_dbt_orchestrator._config import CacheConfig
-from prefect_dbt_orchestrator._settings import PrefectDbtSettings
+from prefect_dbt_orchestrator._outcomes import CacheHit, NodeOutcome, OutcomeStatus
 
 logger = logging.getLogger("prefect_dbt_orchestrator.cache")
 
@@ -89,20 +88,27 @@ class NodeCache:
         config: CacheConfig,
         *,
         manifest: Manifest,
-        settings: PrefectDbtSettings,
+        project_dir: Path,
         plan: ExecutionPlan,
         freshness: Mapping[str, SourceFreshness],
         full_refresh: bool,
         target: str | None,
-        vars: Mapping[str, Any] | None,
+        vars: Mapping[str, Any],
         extra_args: Sequence[str] = (),
     ) -> NodeCache:
-        files = ProjectFiles(settings.project_dir, root_package=manifest.project_name)
+        """Compute the keys of a run and open its key store.
+
+        Args:
+            target: The effective target (``ProjectConfig.target``): a run with ``target=None``
+                and one naming the profile's default share keys.
+            vars: The effective vars (``ProjectConfig.vars``).
+        """
+        files = ProjectFiles(project_dir, root_package=manifest.project_name)
         keys = compute_keys(
             manifest,
             read_file=files,
-            target=target or default_target(settings),
-            vars=effective_vars(settings, vars),
+            target=target,
+            vars=vars,
             full_refresh=full_refresh,
             cli_args=extra_args,
         )
@@ -136,10 +142,11 @@ class NodeCache:
         """The prediction for one planned node (``excluded`` for nodes without a key)."""
         return self.predictions.get(unique_id, Prediction("excluded", ("unit tests always run",)))
 
-    def lookup(self, unique_id: str) -> dict[str, Any] | None:
-        """A cached result to serve for ``unique_id``, or ``None`` to execute it.
+    def lookup(self, unique_id: str) -> NodeOutcome | None:
+        """A cached outcome to serve for ``unique_id``, or ``None`` to execute it.
 
-        Call it once each of the node's parents has been looked up or recorded.
+        Call it once each of the node's parents has been looked up or recorded. The outcome is
+        the stored one as ``cached``, without its timing and invocation (the task sets them).
         """
         if unique_id not in self._in_session:
             return None
@@ -154,24 +161,29 @@ class NodeCache:
         stored = self.results.read(record.token)
         if stored is None:
             return None
-        return {
-            **{k: v for k, v in stored.items() if k not in ("timing", "invocation", "status")},
-            "cache": {"stored_at": record.finished_at.isoformat(), "key": record.key},
-        }
+        try:
+            outcome = NodeOutcome.from_dict(stored)
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("the cached result %s is malformed (re-running): %s", record.token, exc)
+            return None
+        return replace(
+            outcome,
+            status=OutcomeStatus.CACHED,
+            timing=None,
+            invocation=None,
+            cache=CacheHit(stored_at=record.finished_at.isoformat(), key=record.key),
+        )
 
-    def record(self, unique_id: str, result: Mapping[str, Any]) -> None:
+    def record(self, unique_id: str, outcome: NodeOutcome) -> None:
         """Record an executed node's outcome (a no-op for cached and skipped nodes)."""
-        if unique_id not in self._in_session:
+        if unique_id not in self._in_session or outcome.status is OutcomeStatus.CACHED:
             return
-        status = result.get("status")
-        if status == "cached":
-            return
-        if status != "success":
+        if outcome.status is not OutcomeStatus.SUCCESS:
             self.session.record_failure(unique_id)
         else:
             record = self.session.record_success(unique_id, finished_at=datetime.now(UTC))
             if self._decisions.get(unique_id) is not CacheStatus.EXCLUDED:
-                self.results.write(record.token, dict(result))
+                self.results.write(record.token, outcome.to_dict())
 
     @cached_property
     def results(self) -> ResultStorage:
@@ -265,25 +277,3 @@ def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
 
         return BlockKeyStore(Block.load(storage), f"dbt-cache-keys/{project_name}")
     return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
-
-
-def effective_vars(settings: PrefectDbtSettings, vars: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The project's ``vars:`` overlaid with the run's vars: what dbt renders nodes with."""
-    try:
-        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
-        project = {}
-    declared = project.get("vars") if isinstance(project, dict) else None
-    return {**(declared if isinstance(declared, dict) else {}), **(vars or {})}
-
-
-def default_target(settings: PrefectDbtSettings) -> str | None:
-    """The profile's default target name, so ``target=None`` and ``target="dev"`` share keys."""
-    try:
-        project = yaml.safe_load((settings.project_dir / "dbt_project.yml").read_text()) or {}
-        profiles_dir = settings.profiles_dir or settings.project_dir
-        profiles = yaml.safe_load((Path(profiles_dir) / "profiles.yml").read_text()) or {}
-        target = profiles[project["profile"]]["target"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return None
-    return str(target)

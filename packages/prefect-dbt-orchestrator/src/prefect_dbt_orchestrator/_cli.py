@@ -26,10 +26,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
-    from prefect_dbt_orchestrator._progress import Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
-FLOW_NAME = "dbt-build"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +72,11 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def _add_flags(sub: argparse.ArgumentParser) -> None:
-    dbt = sub.add_argument_group("dbt flags")
+    _add_dbt_flags(sub.add_argument_group("dbt flags"))
+    _add_orchestrator_flags(sub.add_argument_group("orchestrator flags"))
+
+
+def _add_dbt_flags(dbt: Any) -> None:
     dbt.add_argument(
         "-s",
         "--select",
@@ -101,10 +103,12 @@ def _add_flags(sub: argparse.ArgumentParser) -> None:
         "--profiles-dir",
         type=Path,
         metavar="DIR",
-        help="where profiles.yml is (default: the project dir if it has one, "
-        "else the current dir, else ~/.dbt)",
+        help="where profiles.yml is (default: $DBT_PROFILES_DIR, else the project dir if it "
+        "has one, else the current dir, else ~/.dbt)",
     )
-    ours = sub.add_argument_group("orchestrator flags")
+
+
+def _add_orchestrator_flags(ours: Any) -> None:
     ours.add_argument(
         "--mode",
         choices=("per-wave", "per-node"),
@@ -228,191 +232,32 @@ def _selection(args: argparse.Namespace, vars: Mapping[str, Any] | None) -> dict
     }
 
 
+def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
+    from prefect_dbt_orchestrator._cli_build import build
+
+    try:
+        orch = _orchestrator(args)
+    except Exception as exc:
+        return unusable(exc)
+    return build(orch, args, _selection(args, vars), out)
+
+
 def _plan(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
     try:
         orch = _orchestrator(args)
     except Exception as exc:
-        return _unusable(exc)
-    try:
-        plan = orch.plan(**_selection(args, vars))
-    except Exception as exc:
-        return _unusable(exc)
-    finally:
-        orch.executor.close()
+        return unusable(exc)
+    with orch:
+        try:
+            plan = orch.plan(**_selection(args, vars))
+        except Exception as exc:
+            return unusable(exc)
     print(plan, file=out)
     return EXIT_OK
 
 
-def _build(args: argparse.Namespace, vars: Mapping[str, Any] | None, out: TextIO) -> int:
-    from prefect import flow
-
-    from prefect_dbt_orchestrator._errors import DbtBuildFailed
-    from prefect_dbt_orchestrator._progress import Progress, ProgressExecutor
-
-    selection = _selection(args, vars)
-    try:
-        orch = _orchestrator(args)
-    except Exception as exc:
-        return _unusable(exc)
-    try:
-        # Knowing the plan gives the display its total; with --only-fresh-sources that would
-        # check freshness twice, so the total is left open instead.
-        plan = None if args.only_fresh_sources else orch.plan(**selection)
-    except Exception as exc:
-        orch.executor.close()
-        return _unusable(exc)
-    titles = {}
-    if plan is not None:
-        titles = {
-            n.unique_id: f"{n.resource_type.value} {n.display_name}"
-            for wave in plan.waves
-            for n in wave.nodes
-        }
-        print(
-            f"Building {plan.node_count} node(s) in {len(plan.waves)} wave(s) "
-            f"({args.mode}, tests: {args.test_strategy}) from {orch.settings.project_dir}",
-            file=out,
-            flush=True,
-        )
-    progress = Progress(total=plan.node_count if plan is not None else None, stream=out)
-    orch.executor = ProgressExecutor(orch.executor, progress)
-
-    flow_run: list[Any] = []
-
-    @flow(name=FLOW_NAME, log_prints=False, validate_parameters=False)
-    def dbt_build(**parameters: Any) -> dict[str, dict[str, Any]]:
-        from prefect.context import FlowRunContext
-
-        flow_ctx = FlowRunContext.get()
-        if flow_ctx is not None and flow_ctx.flow_run is not None:
-            flow_run.append(flow_ctx.flow_run)
-        return orch.run_build(**parameters)
-
-    results: dict[str, dict[str, Any]] | None = None
-    failure: Exception | None = None
-    try:
-        with _prefect_api(out), progress:
-            try:
-                results = dbt_build(**selection)
-            except DbtBuildFailed as exc:
-                results = exc.results
-            finally:
-                # Nodes dbt never saw: cache hits and skips, reported once the run is over.
-                for uid, result in (results or {}).items():
-                    if uid not in progress.outcomes and result["status"] in ("cached", "skipped"):
-                        progress.finished(
-                            uid,
-                            titles.get(uid) or _title(uid),
-                            result["status"],
-                            _reason(result, titles),
-                        )
-    except Exception as exc:
-        failure = exc
-    finally:
-        orch.executor.close()
-    if failure is not None:
-        return _unusable(failure)
-    assert results is not None
-    _print_summary(results, titles, progress, orch, out)
-    if flow_run:
-        # A link into a temporary server's UI would be dead by the time it is read.
-        from prefect.settings import get_current_settings
-
-        link = _flow_run_link(flow_run[0], with_url=bool(get_current_settings().api.url))
-        print(f"Prefect flow run: {link}", file=out, flush=True)
-    return EXIT_FAILED if any(r["status"] == "error" for r in results.values()) else EXIT_OK
-
-
-def _prefect_api(out: TextIO) -> Any:
-    """The configured Prefect API, or Prefect's own local server, started for this build.
-
-    Prefect would start that server itself, but with a startup timeout meant for fast
-    machines; a first start (database migrations) on a busy one takes longer.
-    """
-    from contextlib import nullcontext
-
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
-
-    if not needs_local_server():
-        return nullcontext()
-    print(
-        "No PREFECT_API_URL set: starting a local Prefect server for this build...",
-        file=out,
-        flush=True,
-    )
-    server = start_local_server(min_timeout=180)
-    return temporary_settings({PREFECT_API_URL: server.api_url})
-
-
-def _print_summary(
-    results: Mapping[str, Mapping[str, Any]],
-    titles: Mapping[str, str],
-    progress: Progress,
-    orch: PrefectDbtOrchestrator,
-    out: TextIO,
-) -> None:
-    from prefect_dbt_orchestrator._artifacts import status_counts
-
-    counts = status_counts(results)
-    print(
-        f"\nFinished in {progress.elapsed():.1f}s: {counts['success']} success, "
-        f"{counts['cached']} cached, {counts['error']} error, {counts['skipped']} skipped, "
-        f"{counts['warn']} warn ({counts['total']} node(s)).",
-        file=out,
-    )
-    errors = [u for u, r in results.items() if r["status"] == "error"]
-    if errors:
-        print("\nFailed:", file=out)
-        for uid in errors:
-            result = results[uid]
-            message = (result.get("error") or {}).get("message") or result.get("message") or ""
-            first = " ".join(message.split())
-            print(f"  {titles.get(uid) or _title(uid)}: {first[:400]}", file=out)
-    skipped = [u for u, r in results.items() if r["status"] == "skipped"]
-    if skipped:
-        print(f"\nSkipped ({len(skipped)}):", file=out)
-        for uid in skipped[:20]:
-            print(f"  {titles.get(uid) or _title(uid)}: {_reason(results[uid], titles)}", file=out)
-        if len(skipped) > 20:
-            print(f"  ... and {len(skipped) - 20} more", file=out)
-    target = orch.settings.resolved_target_path() / "run_results.json"
-    print(f"\nrun_results.json: {target}", file=out, flush=True)
-
-
-def _flow_run_link(flow_run: Any, *, with_url: bool) -> str:
-    """``name (id)``, and the UI address when asked and Prefect knows one."""
-    from prefect.utilities.urls import url_for
-
-    text = f"{flow_run.name} ({flow_run.id})"
-    url = None
-    if with_url:
-        try:
-            url = url_for(flow_run)
-        except Exception:  # no UI configured: the name and id are enough
-            url = None
-    return f"{text} {url}" if url else text
-
-
-def _title(uid: str) -> str:
-    from prefect_dbt_orchestrator._artifacts import node_label
-
-    name, kind = node_label(uid, None)
-    return f"{kind} {name}"
-
-
-def _reason(result: Mapping[str, Any], titles: Mapping[str, str]) -> str:
-    reason = str(result.get("reason") or "")
-    upstream = result.get("failed_upstream") or []
-    if upstream:
-        names = ", ".join(titles.get(u, u) for u in upstream[:3])
-        more = f" (+{len(upstream) - 3})" if len(upstream) > 3 else ""
-        reason = f"{reason} ({names}{more})"
-    return reason
-
-
-def _unusable(exc: BaseException) -> int:
+def unusable(exc: BaseException) -> int:
+    """Report why the command could not run; the exit code for that."""
     print(f"dbt-orchestrator: error: {type(exc).__name__}: {exc}", file=sys.stderr)
     return EXIT_UNUSABLE
 

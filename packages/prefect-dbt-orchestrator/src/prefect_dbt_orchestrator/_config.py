@@ -40,6 +40,37 @@ def coerce_strategy(value: Any) -> TestStrategy:
     return _coerce(TestStrategy, value, "test_strategy")
 
 
+def check_mode_options(mode: ExecutionMode, *, retries: int, cache: Any) -> None:
+    """Retries and caching need PER_NODE.
+
+    Raises:
+        ValueError: Either is asked for in another mode; the message says what to pass.
+    """
+    if retries and mode is not ExecutionMode.PER_NODE:
+        raise ValueError(
+            "Retries are only supported in PER_NODE execution mode. Pass "
+            "execution_mode=ExecutionMode.PER_NODE, or retries=0."
+        )
+    if cache is not None and mode is not ExecutionMode.PER_NODE:
+        raise ValueError(
+            "Caching is only supported in PER_NODE execution mode. Pass "
+            "execution_mode=ExecutionMode.PER_NODE, or cache=None."
+        )
+
+
+def check_concurrency(concurrency: Any) -> None:
+    """``concurrency`` is an int, a concurrency limit's name, or ``None``.
+
+    Raises:
+        ValueError: It is anything else (a bool included).
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int | str | None):
+        raise ValueError(
+            f"concurrency must be an int (worker count), the name of a Prefect global "
+            f"concurrency limit, or None; got {concurrency!r}"
+        )
+
+
 @dataclass(frozen=True)
 class CacheConfig:
     """Cross-run caching of node results (PER_NODE only).

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from prefect_dbt_orchestrator._outcomes import OutcomeStatus
+
 
 class DbtBuildFailed(RuntimeError):
     """Raised by ``run_build()`` when any node ended with status ``"error"``.
@@ -31,8 +33,12 @@ class DbtBuildFailed(RuntimeError):
 
     def __init__(self, results: Mapping[str, Mapping[str, Any]]) -> None:
         self.results = dict(results)
-        self.failed_node_ids = [u for u, r in self.results.items() if r["status"] == "error"]
-        self.skipped_node_ids = [u for u, r in self.results.items() if r["status"] == "skipped"]
+        self.failed_node_ids = [
+            u for u, r in self.results.items() if r["status"] == OutcomeStatus.ERROR
+        ]
+        self.skipped_node_ids = [
+            u for u, r in self.results.items() if r["status"] == OutcomeStatus.SKIPPED
+        ]
         preview = ", ".join(self.failed_node_ids[:5])
         more = ", ..." if len(self.failed_node_ids) > 5 else ""
         super().__init__(

@@ -8,22 +8,20 @@ is logged (with the path) and the build goes on to return its results or raise
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from prefect_dbt_orchestrator import _logs
 from prefect_dbt_orchestrator._artifacts import create_summary_artifact, status_counts
+from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._outcomes import NodeOutcome
 from prefect_dbt_orchestrator._run_results import FILE_NAME, run_results, write_atomically
 
-if TYPE_CHECKING:
-    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
 
-
-def finish_run(
-    orch: PrefectDbtOrchestrator, ctx: RunContext, results: dict[str, dict[str, Any]]
-) -> None:
+def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
     """Log a one-line summary, create the summary artifact and write run_results.json."""
     logger = _logs.run_logger()
-    counts = status_counts(results)
+    counts = status_counts(outcomes)
     logger.info(
         "dbt build finished: %d success, %d cached, %d error, %d skipped (%d warn) of %d node(s)",
         counts["success"],
@@ -33,15 +31,16 @@ def finish_run(
         counts["warn"],
         counts["total"],
     )
-    if orch.create_summary_artifact:
-        create_summary_artifact(results, ctx.manifest)
-    if orch.write_run_results:
+    options = ctx.options
+    if options.create_summary_artifact:
+        create_summary_artifact(outcomes, ctx.manifest)
+    if options.write_run_results:
         # The user's target path (where `dbt retry` and `--state` look), not the directory the
         # executor keeps its own manifest in.
-        path = orch.settings.resolved_target_path() / FILE_NAME
+        path = options.settings.resolved_target_path() / FILE_NAME
         try:
             document = run_results(
-                results, ctx.manifest, invocation_id=_invocation_id(), args=_dbt_args(orch, ctx)
+                outcomes, ctx.manifest, invocation_id=_invocation_id(), args=_dbt_args(ctx)
             )
             write_atomically(path, document)
         except Exception as exc:
@@ -60,9 +59,9 @@ def _invocation_id() -> str:
     return str(uuid.uuid4())
 
 
-def _dbt_args(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Any]:
+def _dbt_args(ctx: RunContext) -> dict[str, Any]:
     """The flags ``dbt retry`` replays: the ones that change what a node builds."""
-    settings = orch.settings
+    settings = ctx.options.settings
     args: dict[str, Any] = {
         "project_dir": str(settings.project_dir),
         "target_path": str(settings.resolved_target_path()),

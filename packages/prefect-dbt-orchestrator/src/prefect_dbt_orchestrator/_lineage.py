@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dbt_graph import Manifest, Node, ResourceType
+from dbt_graph import Manifest, Node, ResourceType, nearest_ancestors
 
 #: Prefect's limits (prefect.types.names / prefect.assets.core), repeated so keys are built
 #: without importing Prefect.
@@ -141,21 +140,17 @@ def upstream_specs(manifest: Manifest, node: Node) -> tuple[AssetSpec, ...]:
     adapter = manifest.adapter_type
     if not adapter:
         return ()
-    nodes: Mapping[str, Node] = manifest.nodes
+    nodes = manifest.nodes
+    reads = nearest_ancestors(
+        manifest.parent_map,
+        [node.unique_id],
+        keep=lambda uid: not nodes[uid].is_ephemeral and has_asset(nodes[uid], adapter),
+        through=lambda uid: nodes[uid].is_ephemeral,
+    )[node.unique_id]
     found: dict[str, AssetSpec] = {}
-    seen: set[str] = {node.unique_id}
-    stack = list(reversed(node.depends_on))
-    while stack:
-        uid = stack.pop()
-        if uid in seen or uid not in nodes:
-            continue
-        seen.add(uid)
-        parent = nodes[uid]
-        if parent.is_ephemeral:
-            stack.extend(reversed(parent.depends_on))
-        elif has_asset(parent, adapter):
-            spec = asset_spec(parent, adapter)
-            found.setdefault(spec.key, spec)
+    for uid in reads:
+        spec = asset_spec(nodes[uid], adapter)
+        found.setdefault(spec.key, spec)
     return tuple(found.values())
 
 

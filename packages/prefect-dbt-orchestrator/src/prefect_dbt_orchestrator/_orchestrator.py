@@ -2,57 +2,29 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dbt_exec_core import validate_extra_cli_args
-from dbt_graph import (
-    ExecutionPlan,
-    Executor,
-    Manifest,
-    Node,
-    ResourceType,
-    SourceFreshness,
-    TestStrategy,
-    build_plan,
-    load_manifest,
-    select,
-)
+from dbt_graph import Executor, TestStrategy
 
-from prefect_dbt_orchestrator._build_plan import BuildPlan
-from prefect_dbt_orchestrator._cache import NodeCache
+from prefect_dbt_orchestrator._build_plan import BuildPlan, preview
 from prefect_dbt_orchestrator._config import (
     CacheConfig,
     ExecutionMode,
+    check_concurrency,
+    check_mode_options,
     coerce_mode,
     coerce_strategy,
 )
+from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._finish import finish_run
+from prefect_dbt_orchestrator._outcomes import OutcomeStatus
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
+from prefect_dbt_orchestrator._prepare import prepare
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
-
-logger = logging.getLogger("prefect_dbt_orchestrator")
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunContext:
-    """Everything one run_build() or plan() call resolved before executing (no shared state)."""
-
-    settings: PrefectDbtSettings
-    manifest: Manifest
-    plan: ExecutionPlan
-    stale_skips: Mapping[str, dict[str, Any]]
-    freshness: Mapping[str, SourceFreshness]
-    full_refresh: bool
-    target: str | None
-    vars: Mapping[str, Any] | None
-    extra_args: tuple[str, ...]
-    cache: NodeCache | None
 
 
 class PrefectDbtOrchestrator:
@@ -87,6 +59,9 @@ class PrefectDbtOrchestrator:
         raise_on_failure: Raise ``DbtBuildFailed`` when any node ends in ``"error"``.
         node_timeout_seconds: Stop a node (or a wave) that runs longer than this.
 
+    The default executor keeps dbt worker processes alive between calls; ``close()`` (or a
+    ``with`` block) stops them. An executor passed in is left to its owner to close.
+
     Raises:
         ValueError: An invalid mode or strategy, ``retries`` or ``cache`` with PER_WAVE, or (with
             the default executor) a project or profiles directory that is not usable.
@@ -118,28 +93,12 @@ class PrefectDbtOrchestrator:
     ) -> None:
         self.execution_mode = coerce_mode(execution_mode)
         self.test_strategy = coerce_strategy(test_strategy)
-        if retries and self.execution_mode is not ExecutionMode.PER_NODE:
-            raise ValueError(
-                "Retries are only supported in PER_NODE execution mode. Pass "
-                "execution_mode=ExecutionMode.PER_NODE, or retries=0."
-            )
-        if cache is not None and self.execution_mode is not ExecutionMode.PER_NODE:
-            raise ValueError(
-                "Caching is only supported in PER_NODE execution mode. Pass "
-                "execution_mode=ExecutionMode.PER_NODE, or cache=None."
-            )
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int | str | None):
-            raise ValueError(
-                f"concurrency must be an int (worker count), the name of a Prefect global "
-                f"concurrency limit, or None; got {concurrency!r}"
-            )
+        check_mode_options(self.execution_mode, retries=retries, cache=cache)
+        check_concurrency(concurrency)
         self.settings = (settings or PrefectDbtSettings()).copy_with()
         self.manifest_path: Path | None = None
         if manifest_path is not None:
-            path = Path(manifest_path)
-            if not path.is_absolute():
-                path = self.settings.project_dir / path
-            self.manifest_path = path.absolute()
+            self.manifest_path = _absolute(Path(manifest_path), self.settings.project_dir)
             self.settings = self.settings.copy_with(target_path=self.manifest_path.parent)
         self.state_path = state_path
         self.owns_executor = executor is None
@@ -168,6 +127,21 @@ class PrefectDbtOrchestrator:
         self.raise_on_failure = raise_on_failure
         self.node_timeout_seconds = node_timeout_seconds
 
+    def close(self) -> None:
+        """Stop the executor if this orchestrator created it (the default ``DbtCoreExecutor``).
+
+        An executor you passed in is yours: it is left open. The orchestrator can be used again
+        after ``close()`` (the default executor restarts its workers when needed).
+        """
+        if self.owns_executor:
+            self.executor.close()
+
+    def __enter__(self) -> PrefectDbtOrchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return (
             f"PrefectDbtOrchestrator(project_dir={str(self.settings.project_dir)!r}, "
@@ -195,33 +169,17 @@ class PrefectDbtOrchestrator:
         Returns:
             A :class:`BuildPlan`; ``print()`` it for a readable summary.
         """
-        ctx = self._prepare(
-            select,
-            exclude,
-            selector,
-            full_refresh,
-            only_fresh_sources,
-            target,
-            extra_cli_args,
-            vars,
+        args = BuildArgs(
+            select=select,
+            exclude=exclude,
+            selector=selector,
+            full_refresh=full_refresh,
+            only_fresh_sources=only_fresh_sources,
+            target=target,
+            extra_cli_args=tuple(extra_cli_args) if extra_cli_args is not None else None,
+            vars=vars,
         )
-        predictions: dict[str, str] | None = None
-        reasons: dict[str, tuple[str, ...]] = {}
-        if ctx.cache is not None:
-            predictions = {}
-            for uid in ctx.plan.nodes:
-                decision = ctx.cache.predict(uid)
-                predictions[uid] = decision.outcome
-                if decision.outcome == "miss":
-                    reasons[uid] = decision.reasons
-        return BuildPlan(
-            waves=ctx.plan.waves,
-            node_count=ctx.plan.node_count,
-            cache_predictions=predictions,
-            skipped_nodes={u: dict(v) for u, v in ctx.stale_skips.items()},
-            estimated_parallelism=ctx.plan.estimated_parallelism,
-            cache_reasons=reasons,
-        )
+        return preview(prepare(self._options(), self.executor, args))
 
     def run_build(
         self,
@@ -254,149 +212,53 @@ class PrefectDbtOrchestrator:
             DbtBuildFailed: A node ended in ``"error"`` and ``raise_on_failure`` is set.
             ValueError: Blocked or first-class flags in ``extra_cli_args``.
         """
-        ctx = self._prepare(
-            select,
-            exclude,
-            selector,
-            full_refresh,
-            only_fresh_sources,
-            target,
-            extra_cli_args,
-            vars,
+        args = BuildArgs(
+            select=select,
+            exclude=exclude,
+            selector=selector,
+            full_refresh=full_refresh,
+            only_fresh_sources=only_fresh_sources,
+            target=target,
+            extra_cli_args=tuple(extra_cli_args) if extra_cli_args is not None else None,
+            vars=vars,
         )
-        if self.execution_mode is ExecutionMode.PER_WAVE:
-            results = run_per_wave(self, ctx)
+        executor = self.executor
+        ctx = prepare(self._options(), executor, args)
+        if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
+            outcomes = run_per_wave(ctx, executor)
         else:
-            results = run_per_node(self, ctx)
+            outcomes = run_per_node(ctx, executor)
         for uid, skip in ctx.stale_skips.items():
-            results.setdefault(uid, dict(skip))
-        finish_run(self, ctx, results)
-        if self.raise_on_failure and any(r["status"] == "error" for r in results.values()):
+            outcomes.setdefault(uid, skip)
+        finish_run(ctx, outcomes)
+        results = {uid: outcome.to_dict() for uid, outcome in outcomes.items()}
+        failed = any(o.status is OutcomeStatus.ERROR for o in outcomes.values())
+        if failed and ctx.options.raise_on_failure:
             raise DbtBuildFailed(results)
         return results
 
-    def _prepare(
-        self,
-        select_expr: str | None,
-        exclude: str | None,
-        selector: str | None,
-        full_refresh: bool,
-        only_fresh_sources: bool,
-        target: str | None,
-        extra_cli_args: Sequence[str] | None,
-        vars: Mapping[str, Any] | None,
-    ) -> RunContext:
-        extra_args = validate_extra_cli_args(extra_cli_args or ())
-        settings = self.settings
-        if self.manifest_path is not None:
-            if not self.manifest_path.is_file():
-                raise FileNotFoundError(
-                    f"manifest_path {self.manifest_path} does not exist. Build it with "
-                    "`dbt parse`, or drop manifest_path to let the executor create one."
-                )
-            manifest_file = self.manifest_path
-        else:
-            manifest_file = self.executor.resolve_manifest(target=target, vars=vars)
-            settings = settings.copy_with(target_path=Path(manifest_file).parent)
-        manifest = load_manifest(manifest_file)
-        selected = select(
-            manifest,
-            select_expr,
-            exclude,
-            selector=selector,
-            state=self.state_path,
-        )
-        freshness: Mapping[str, SourceFreshness] = {}
-        stale_skips: dict[str, dict[str, Any]] = {}
-        wants_ttl = self.cache is not None and self.cache.use_source_freshness_expiration
-        if only_fresh_sources or wants_ttl:
-            sources = _upstream_sources(manifest, selected)
-            if sources:
-                freshness = self.executor.source_freshness(
-                    sorted(sources), target=target, vars=vars
-                )
-            if only_fresh_sources:
-                selected, stale_skips = _drop_stale(manifest, selected, freshness)
-        plan = build_plan(manifest, selected, test_strategy=self.test_strategy)
-        cache = None
-        if self.cache is not None:
-            cache = NodeCache.create(
-                self.cache,
-                manifest=manifest,
-                settings=settings,
-                plan=plan,
-                freshness=freshness,
-                full_refresh=full_refresh,
-                target=target,
-                vars=vars,
-                extra_args=extra_args,
-            )
-        return RunContext(
-            settings=settings,
-            manifest=manifest,
-            plan=plan,
-            stale_skips=stale_skips,
-            freshness=freshness,
-            full_refresh=full_refresh,
-            target=target,
-            vars=vars,
-            extra_args=extra_args,
-            cache=cache,
+    def _options(self) -> RunOptions:
+        """The options as they are now (the attributes may be changed between calls)."""
+        return RunOptions(
+            settings=self.settings,
+            manifest_path=self.manifest_path,
+            state_path=self.state_path,
+            execution_mode=self.execution_mode,
+            test_strategy=self.test_strategy,
+            retries=self.retries,
+            retry_delay_seconds=self.retry_delay_seconds,
+            concurrency=self.concurrency,
+            task_runner_type=self.task_runner_type,
+            cache=self.cache,
+            create_summary_artifact=self.create_summary_artifact,
+            include_compiled_code=self.include_compiled_code,
+            write_run_results=self.write_run_results,
+            disable_assets=self.disable_assets,
+            raise_on_failure=self.raise_on_failure,
+            node_timeout_seconds=self.node_timeout_seconds,
         )
 
 
-def _ancestry(manifest: Manifest) -> dict[str, frozenset[str]]:
-    """Every node's ancestors (all types, through ephemerals), each computed once."""
-    memo: dict[str, frozenset[str]] = {}
-    parent_map = manifest.parent_map
-    for start in manifest.nodes:
-        stack = [start]
-        while stack:  # iterative post-order: deep chains must not hit the recursion limit
-            uid = stack[-1]
-            pending = [p for p in parent_map.get(uid, ()) if p not in memo and p not in stack]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            if uid not in memo:
-                acc: set[str] = set()
-                for p in parent_map.get(uid, ()):
-                    acc.add(p)
-                    acc |= memo.get(p, frozenset())
-                memo[uid] = frozenset(acc)
-    return memo
-
-
-def _upstream_sources(manifest: Manifest, selected: frozenset[str]) -> set[str]:
-    ancestry = _ancestry(manifest)
-    nodes = manifest.nodes
-    return {
-        a
-        for uid in selected
-        if uid in nodes and (nodes[uid].is_executable or nodes[uid].is_test)
-        for a in ancestry[uid]
-        if nodes[a].resource_type is ResourceType.SOURCE
-    }
-
-
-def _drop_stale(
-    manifest: Manifest, selected: frozenset[str], freshness: Mapping[str, SourceFreshness]
-) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
-    stale = {uid for uid, f in freshness.items() if f.status.is_stale}
-    if not stale:
-        return selected, {}
-    ancestry = _ancestry(manifest)
-    nodes = manifest.nodes
-    skips: dict[str, dict[str, Any]] = {}
-    removed: set[str] = set()
-    for uid in selected:
-        node: Node | None = nodes.get(uid)
-        if node is None or not (node.is_executable or node.is_test):
-            continue
-        hit = sorted(ancestry[uid] & stale)
-        if hit:
-            removed.add(uid)
-            if node.is_executable:
-                skips[uid] = {"status": "skipped", "reason": f"stale source: {', '.join(hit)}"}
-    order = {u: i for i, u in enumerate(nodes)}
-    return selected - removed, dict(sorted(skips.items(), key=lambda kv: order[kv[0]]))
+def _absolute(path: Path, project_dir: Path) -> Path:
+    """``path`` made absolute, relative paths against the project directory."""
+    return (path if path.is_absolute() else project_dir / path).absolute()

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
-from dbt_graph import Command, ErrorInfo, ExecutionRequest, Node, ResourceType
+from dbt_graph import Command, ErrorInfo, Executor, Node, ResourceType
 
 from prefect_dbt_orchestrator import _assets, _logs
-from prefect_dbt_orchestrator._results import (
-    Result,
+from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._outcomes import (
+    NodeOutcome,
+    OutcomeStatus,
     from_node_result,
     infrastructure_error,
     root_failures,
     skipped_upstream,
 )
 
-if TYPE_CHECKING:
-    from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator, RunContext
 
-
-def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Result]:
+def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     """Run each wave as one ``dbt build``; skip what is downstream of a failure.
 
     A node is skipped only when something it depends on failed (or was skipped for that
@@ -28,17 +27,16 @@ def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
     names the root failures, not the skipped nodes between.
     """
     logger = _logs.run_logger()
-    min_level = logging.getLevelName(orch.settings.log_level.upper())
-    results: dict[str, Result] = {}
+    outcomes: dict[str, NodeOutcome] = {}
     roots: dict[str, frozenset[str]] = {}
     deps = ctx.plan.dependencies
     for wave in ctx.plan.waves:
         runnable = []
         for node in wave.nodes:
-            upstream = root_failures(node.unique_id, deps, results, roots)
+            upstream = root_failures(node.unique_id, deps, outcomes, roots)
             if upstream:
                 roots[node.unique_id] = upstream
-                results[node.unique_id] = skipped_upstream(upstream)
+                outcomes[node.unique_id] = skipped_upstream(upstream)
             else:
                 runnable.append(node)
         if not runnable:
@@ -52,52 +50,38 @@ def run_per_wave(orch: PrefectDbtOrchestrator, ctx: RunContext) -> dict[str, Res
         others = tuple(n for n in runnable if n.resource_type is not ResourceType.UNIT_TEST)
         for command, nodes in ((Command.BUILD, others), (Command.TEST, unit_tests)):
             if nodes:
-                _run_wave_part(orch, ctx, command, nodes, results, roots, logger, min_level)
-    return results
-
-
-def _as_level(value: Any) -> int:
-    return value if isinstance(value, int) else logging.INFO
+                _run_wave_part(ctx, executor, command, nodes, outcomes, roots, logger)
+    return outcomes
 
 
 def _run_wave_part(
-    orch: PrefectDbtOrchestrator,
     ctx: RunContext,
+    executor: Executor,
     command: Command,
     nodes: tuple[Node, ...],
-    results: dict[str, Result],
+    outcomes: dict[str, NodeOutcome],
     roots: dict[str, frozenset[str]],
     logger: Any,
-    min_level: Any,
 ) -> None:
-    request = ExecutionRequest(
-        command=command,
-        nodes=nodes,
-        full_refresh=ctx.full_refresh,
-        target=ctx.target,
-        vars=ctx.vars,
-        extra_args=ctx.extra_args,
-        timeout_seconds=orch.node_timeout_seconds,
-    )
     try:
-        execution = orch.executor.execute(request)
+        execution = executor.execute(ctx.request(command, nodes))
     except Exception as exc:  # the executor could not run dbt at all
         info = ErrorInfo.from_exception(exc)
         for node in nodes:
-            results[node.unique_id] = infrastructure_error(info.type, info.message)
+            outcomes[node.unique_id] = infrastructure_error(info.type, info.message)
         return
-    level = _as_level(min_level)
+    level = ctx.options.log_level
     _logs.emit(execution.logs, logger, min_level=level)
     deps = ctx.plan.dependencies
     for node in nodes:
         node_result = execution.results[node.unique_id]
         _logs.emit(node_result.logs, logger, min_level=level)
-        result: dict[str, Any] = from_node_result(node_result, execution, command=command.value)
-        if result["status"] == "skipped":
+        outcome = from_node_result(node_result, execution, command=command.value)
+        if outcome.status is OutcomeStatus.SKIPPED:
             # dbt skipped it inside the wave; name the failed nodes above it if any.
-            upstream = root_failures(node.unique_id, deps, results, roots)
+            upstream = root_failures(node.unique_id, deps, outcomes, roots)
             if upstream:
-                result["failed_upstream"] = sorted(upstream)
+                outcome = replace(outcome, failed_upstream=tuple(sorted(upstream)))
                 roots[node.unique_id] = upstream
-        results[node.unique_id] = result
-    _assets.record_wave(orch, ctx, execution)
+        outcomes[node.unique_id] = outcome
+    _assets.record_wave(ctx, execution)

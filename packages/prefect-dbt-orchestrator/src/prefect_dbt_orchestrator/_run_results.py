@@ -21,6 +21,8 @@ from typing import Any
 
 from dbt_graph import Manifest, Node
 
+from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+
 SCHEMA_VERSION = "https://schemas.getdbt.com/dbt/run-results/v6.json"
 FILE_NAME = "run_results.json"
 THREAD_ID = "prefect-dbt-orchestrator"
@@ -29,12 +31,13 @@ _TEST_STATUSES = frozenset({"pass", "error", "fail", "warn", "skipped"})
 _RUN_STATUSES = frozenset({"success", "error", "skipped", "partial success", "no-op"})
 
 
-def dbt_status(result: Mapping[str, Any], node: Node | None) -> str:
-    """The status dbt would have written for this result.
+def dbt_status(outcome: NodeOutcome, node: Node | None) -> str:
+    """The status dbt would have written for this outcome.
 
-    >>> dbt_status({"status": "error", "dbt_status": "fail"}, None)
+    >>> from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+    >>> dbt_status(NodeOutcome(status=OutcomeStatus.ERROR, dbt_status="fail"), None)
     'fail'
-    >>> dbt_status({"status": "cached"}, None)
+    >>> dbt_status(NodeOutcome(status=OutcomeStatus.CACHED), None)
     'success'
     """
     is_test = node is not None and node.is_test
@@ -42,37 +45,35 @@ def dbt_status(result: Mapping[str, Any], node: Node | None) -> str:
         allowed = _TEST_STATUSES | _RUN_STATUSES
     else:
         allowed = _TEST_STATUSES if is_test else _RUN_STATUSES
-    reported = result.get("dbt_status")
-    status = result.get("status")
-    if status == "cached":
+    reported, status = outcome.dbt_status, outcome.status
+    if status is OutcomeStatus.CACHED:
         return "pass" if is_test else "success"
-    if reported in allowed and not (status == "skipped" and reported != "skipped"):
+    if reported in allowed and not (status is OutcomeStatus.SKIPPED and reported != "skipped"):
         return str(reported)
-    if status == "success":
+    if status is OutcomeStatus.SUCCESS:
         return "pass" if is_test else "success"
-    if status == "skipped":
+    if status is OutcomeStatus.SKIPPED:
         return "skipped"
     return "error"
 
 
-def result_message(result: Mapping[str, Any]) -> str | None:
+def result_message(outcome: NodeOutcome) -> str | None:
     """dbt's message, the error, the skip reason, or a note that the cache served it."""
-    status = result.get("status")
-    if status == "cached":
-        original = result.get("message")
+    status = outcome.status
+    if status is OutcomeStatus.CACHED:
         note = "Served from the orchestrator's cache; dbt did not run it"
-        return f"{note} (cached result: {original})" if original else note
-    if status == "error":
-        return (result.get("error") or {}).get("message") or result.get("message") or "error"
-    if status == "skipped":
-        reason = result.get("reason") or "skipped"
-        upstream = result.get("failed_upstream")
-        return f"{reason}: {', '.join(upstream)}" if upstream else str(reason)
-    return result.get("message")
+        return f"{note} (cached result: {outcome.message})" if outcome.message else note
+    if status is OutcomeStatus.ERROR:
+        return (outcome.error.message if outcome.error else None) or outcome.message or "error"
+    if status is OutcomeStatus.SKIPPED:
+        reason = outcome.reason or "skipped"
+        upstream = outcome.failed_upstream
+        return f"{reason}: {', '.join(upstream)}" if upstream else reason
+    return outcome.message
 
 
 def run_results(
-    results: Mapping[str, Mapping[str, Any]],
+    outcomes: Mapping[str, NodeOutcome],
     manifest: Manifest,
     *,
     invocation_id: str,
@@ -82,58 +83,23 @@ def run_results(
     """The run_results.json document for an orchestrated build.
 
     Args:
-        results: ``run_build()``'s results, by unique_id.
+        outcomes: The build's outcomes, by unique_id.
         manifest: The manifest the build ran (for test vs model vocabulary, relation names).
         invocation_id: Ties the file to the run (the flow run id when there is one).
         generated_at: When the document was made; default now.
         args: dbt's ``args`` block (``which`` and the flags ``dbt retry`` must replay).
     """
-    rows = []
-    starts: list[datetime] = []
-    ends: list[datetime] = []
-    for uid, result in results.items():
-        node = manifest.nodes.get(uid)
-        timing = result.get("timing") or {}
-        entries = []
-        if timing.get("started_at") and timing.get("completed_at"):
-            entries.append(
-                {
-                    "name": "execute",
-                    "started_at": _dbt_time(timing["started_at"]),
-                    "completed_at": _dbt_time(timing["completed_at"]),
-                }
-            )
-            starts.append(_parse(timing["started_at"]))
-            ends.append(_parse(timing["completed_at"]))
-        seconds = timing.get("execution_time")
-        if seconds is None:
-            seconds = timing.get("duration_seconds", 0.0)
-        failures = result.get("failures")
-        rows.append(
-            {
-                "status": dbt_status(result, node),
-                "timing": entries,
-                "thread_id": THREAD_ID,
-                "execution_time": float(seconds or 0.0),
-                "adapter_response": dict(result.get("adapter_response") or {}),
-                "message": result_message(result),
-                "failures": failures if isinstance(failures, int) else None,
-                "unique_id": uid,
-                "compiled": None,
-                "compiled_code": None,
-                "relation_name": result.get("relation_name")
-                or (node.relation_name if node is not None and not node.is_test else None),
-                "batch_results": None,
-            }
-        )
-    now = generated_at or datetime.now(UTC)
-    elapsed = max((max(ends) - min(starts)).total_seconds(), 0.0) if starts else 0.0
+    rows = [_row(uid, outcome, manifest.nodes.get(uid)) for uid, outcome in outcomes.items()]
+    timings = [o.timing for o in outcomes.values() if o.timing is not None]
+    start = min((t.started_at for t in timings), default=None)
+    end = max((t.completed_at for t in timings), default=None)
+    elapsed = max((end - start).total_seconds(), 0.0) if start and end else 0.0
     metadata: dict[str, Any] = {
         "dbt_schema_version": SCHEMA_VERSION,
         "dbt_version": manifest.metadata.dbt_version or "unknown",
-        "generated_at": _dbt_time(now),
+        "generated_at": _dbt_time(generated_at or datetime.now(UTC)),
         "invocation_id": invocation_id,
-        "invocation_started_at": _dbt_time(min(starts)) if starts else None,
+        "invocation_started_at": _dbt_time(start) if start else None,
         "env": {},
     }
     return {
@@ -141,6 +107,37 @@ def run_results(
         "results": rows,
         "elapsed_time": elapsed,
         "args": {"which": "build", **dict(args or {})},
+    }
+
+
+def _row(uid: str, outcome: NodeOutcome, node: Node | None) -> dict[str, Any]:
+    timing = outcome.timing
+    entries = []
+    seconds = 0.0
+    if timing is not None:
+        entries.append(
+            {
+                "name": "execute",
+                "started_at": _dbt_time(timing.started_at),
+                "completed_at": _dbt_time(timing.completed_at),
+            }
+        )
+        seconds = (
+            timing.duration_seconds if timing.execution_time is None else timing.execution_time
+        )
+    return {
+        "status": dbt_status(outcome, node),
+        "timing": entries,
+        "thread_id": THREAD_ID,
+        "execution_time": float(seconds or 0.0),
+        "adapter_response": dict(outcome.adapter_response),
+        "message": result_message(outcome),
+        "failures": outcome.failures,
+        "unique_id": uid,
+        "compiled": None,
+        "compiled_code": None,
+        "relation_name": node.relation_name if node is not None and not node.is_test else None,
+        "batch_results": None,
     }
 
 
@@ -164,11 +161,7 @@ def write_atomically(path: Path, document: Mapping[str, Any]) -> None:
         raise
 
 
-def _parse(value: str | datetime) -> datetime:
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _dbt_time(value: str | datetime) -> str:
+def _dbt_time(moment: datetime) -> str:
     """dbt's timestamp format: ISO-8601 in UTC with a ``Z``."""
-    return _parse(value).astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"

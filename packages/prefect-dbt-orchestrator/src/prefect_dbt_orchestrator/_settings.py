@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dbt_graph import find_profiles_dir
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,7 +21,8 @@ class PrefectDbtSettings(BaseSettings):
 
     Attributes:
         project_dir: The dbt project (holds ``dbt_project.yml``). Default: the working directory.
-        profiles_dir: The directory holding ``profiles.yml``. Default, as dbt: the project
+        profiles_dir: The directory holding ``profiles.yml``. Default, as dbt
+            (:func:`dbt_graph.find_profiles_dir`): ``DBT_PROFILES_DIR``, else the project
             directory if it has a ``profiles.yml``, else the working directory if it has one,
             else ``~/.dbt``.
         target_path: dbt's target directory, relative to ``project_dir`` unless absolute.
@@ -43,12 +45,7 @@ class PrefectDbtSettings(BaseSettings):
     @model_validator(mode="after")
     def _default_profiles_dir(self) -> PrefectDbtSettings:
         if self.profiles_dir is None:
-            for candidate in (self.project_dir, Path.cwd()):
-                if (candidate / "profiles.yml").is_file():
-                    self.profiles_dir = candidate
-                    break
-            else:
-                self.profiles_dir = Path.home() / ".dbt"
+            self.profiles_dir = find_profiles_dir(self.project_dir)
         return self
 
     def resolved_target_path(self) -> Path:

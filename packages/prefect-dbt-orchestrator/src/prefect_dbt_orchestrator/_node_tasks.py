@@ -1,0 +1,167 @@
+"""Each node's Prefect task: its body (:func:`run_node`), how it is built and how its outcome
+is read back.
+
+The body is module-level (not a closure) so process pools and Dask can pickle it. A node that
+failed raises :class:`NodeFailed` so that Prefect retries it; the exception carries the outcome.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from dbt_graph import ErrorInfo, ExecutionRequest, Executor, Node
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.futures import PrefectFuture
+from prefect.results import ResultRecord
+
+from prefect_dbt_orchestrator import _assets, _logs
+from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._outcomes import (
+    NodeOutcome,
+    OutcomeStatus,
+    Timing,
+    from_node_result,
+    infrastructure_error,
+)
+
+
+class NodeFailed(Exception):
+    """Raised inside a node's task so Prefect retries it; carries the node's outcome."""
+
+    def __init__(self, outcome: NodeOutcome) -> None:
+        self.outcome = outcome
+        super().__init__(outcome.error.message if outcome.error else "dbt node failed")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NodeFailed, (self.outcome,))
+
+
+def run_node(
+    executor: Executor,
+    request: ExecutionRequest,
+    cached: NodeOutcome | None = None,
+    concurrency_limit: str | None = None,
+    log_level: int = logging.INFO,
+) -> NodeOutcome:
+    """The body of every node's task: serve a cache hit, or run dbt for this one node."""
+    started = datetime.now(UTC)
+    if cached is not None:
+        _assets.record_cache_hit()
+        return replace(cached, timing=Timing.between(started, datetime.now(UTC)))
+    (node,) = request.nodes
+    if concurrency_limit is not None:
+        from prefect.concurrency.sync import concurrency
+
+        with concurrency(concurrency_limit, occupy=1):
+            execution = executor.execute(request)
+    else:
+        execution = executor.execute(request)
+    node_result = execution.results[node.unique_id]
+    logger = _logs.run_logger()
+    _logs.emit(node_result.logs, logger, min_level=log_level)
+    outcome = from_node_result(node_result, execution, command=request.command.value)
+    if outcome.status is OutcomeStatus.ERROR:
+        if execution.error is not None and outcome.error is not None:
+            failure = replace(outcome.error, invocation_error=execution.error.message)
+            outcome = replace(outcome, error=failure)
+        raise NodeFailed(outcome)
+    _assets.record_materialization(node, node_result)
+    return outcome
+
+
+node_task: Task[..., NodeOutcome] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
+
+
+class TaskFactory:
+    """Builds each node's task: named ``"<resource_type> <name>"``, materializing its asset.
+
+    ``Task.with_options`` re-runs ``Task.__init__``, which reads and hashes the function's
+    source every time (milliseconds per node, on the scheduling thread). So one prototype per
+    kind (plain, materializing) is built that way, and each node's task is a copy of it with
+    its own name and assets: the same attributes ``with_options`` would set.
+    """
+
+    _HOOKS = (
+        "on_completion_hooks",
+        "on_failure_hooks",
+        "on_running_hooks",
+        "on_rollback_hooks",
+        "on_commit_hooks",
+    )
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._plain = node_task.with_options(
+            retries=ctx.options.retries, retry_delay_seconds=ctx.options.retry_delay_seconds
+        )
+        self._materializing: Task[..., NodeOutcome] | None = None
+
+    def __call__(self, node: Node) -> Task[..., NodeOutcome]:
+        name = f"{node.resource_type.value} {node.display_name}"
+        assets = _assets.node_assets(self._ctx, node)
+        if assets is None:
+            return _variant(self._plain, name=name, task_run_name=name)
+        asset, deps = assets
+        if self._materializing is None:
+            self._materializing = _assets.materializing(self._plain, self._ctx, asset, deps)
+        return _variant(
+            self._materializing, name=name, task_run_name=name, assets=[asset], asset_deps=deps
+        )
+
+
+def _variant(prototype: Task[..., NodeOutcome], **attributes: Any) -> Task[..., NodeOutcome]:
+    """A copy of ``prototype`` with ``attributes`` replaced (hook lists are not shared)."""
+    task = copy.copy(prototype)
+    for hooks in TaskFactory._HOOKS:
+        if hasattr(prototype, hooks):
+            setattr(task, hooks, list(getattr(prototype, hooks)))
+    for attribute, value in attributes.items():
+        setattr(task, attribute, value)
+    return task
+
+
+def collect(future: PrefectFuture[NodeOutcome]) -> NodeOutcome:
+    """A finished node task's outcome: its return value, the outcome its ``NodeFailed``
+    carries, or an infrastructure error when the task run itself crashed or was cancelled."""
+    completed = _completed_value(future)
+    if isinstance(completed, NodeOutcome):
+        return completed
+    try:
+        outcome = future.result(raise_on_failure=False)
+    except BaseException as exc:  # a crashed or cancelled task run
+        info = ErrorInfo.from_exception(exc)
+        return infrastructure_error(info.type, info.message)
+    if isinstance(outcome, NodeFailed):
+        return outcome.outcome
+    if isinstance(outcome, BaseException):
+        info = ErrorInfo.from_exception(outcome)
+        return infrastructure_error(info.type, info.message)
+    if isinstance(outcome, NodeOutcome):
+        return outcome
+    return infrastructure_error("RuntimeError", f"unexpected task result {outcome!r}")
+
+
+def _completed_value(future: PrefectFuture[NodeOutcome]) -> Any:
+    """A completed task's return value, read from its final state in memory, else ``None``.
+
+    ``future.result()`` reaches the same value through Prefect's async result machinery (a
+    round trip to its event loop thread per call); for the futures of local task runners the
+    final state is right there. Anything else (failures, Dask futures) takes the long way.
+    """
+    wrapped = getattr(future, "wrapped_future", None)
+    if not isinstance(wrapped, concurrent.futures.Future) or not wrapped.done():
+        return None
+    try:
+        state = wrapped.result()
+    except BaseException:
+        return None
+    if not isinstance(state, State) or not state.is_completed():
+        return None
+    return state.data.result if isinstance(state.data, ResultRecord) else None

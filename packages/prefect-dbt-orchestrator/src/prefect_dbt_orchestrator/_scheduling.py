@@ -1,0 +1,141 @@
+"""PER_NODE scheduling: which nodes to start, as others finish.
+
+:class:`Scheduler` knows nothing of Prefect. It is told when a node finishes and answers by
+calling ``submit`` for the nodes that may start. It keeps the ready queue (nodes whose parents
+have all finished, waiting for a free slot), the in-flight set and the outcomes, phase by phase.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from dbt_graph import ExecutionPlan
+
+from prefect_dbt_orchestrator._outcomes import NodeOutcome, root_failures, skipped_upstream
+
+#: A sort key for ready nodes: the smallest is submitted first.
+Priority = Callable[[str], Any]
+
+
+class Scheduler:
+    """Eager scheduling of an :class:`~dbt_graph.ExecutionPlan`, one phase after the other.
+
+    A node is ready when every node it depends on in its phase has finished. A ready node
+    downstream of a failure is skipped at once (its outcome names the failed nodes, not the
+    skipped ones between); any other ready node joins the ready queue, from which nodes are
+    submitted in ``priority`` order while fewer than ``max_in_flight`` run.
+
+    Args:
+        plan: The plan to run.
+        submit: Starts a node; the caller reports its end with :meth:`node_done`.
+        priority: The order in which ready nodes are submitted (default: plan order).
+        max_in_flight: At most this many nodes submitted and not yet done (default: no limit).
+
+    Example:
+        >>> from dbt_graph import build_plan
+        >>> from dbt_graph.testing import ManifestBuilder
+        >>> from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+        >>> plan = build_plan(ManifestBuilder().model("a").model("b", depends_on=["a"]).build())
+        >>> started = []
+        >>> scheduler = Scheduler(plan, submit=started.append)
+        >>> scheduler.start()
+        >>> started
+        ['model.p.a']
+        >>> scheduler.node_done("model.p.a", NodeOutcome(status=OutcomeStatus.SUCCESS))
+        >>> started
+        ['model.p.a', 'model.p.b']
+    """
+
+    def __init__(
+        self,
+        plan: ExecutionPlan,
+        *,
+        submit: Callable[[str], None],
+        priority: Priority | None = None,
+        max_in_flight: int | None = None,
+    ) -> None:
+        self.plan = plan
+        self.outcomes: dict[str, NodeOutcome] = {}
+        self.in_flight: set[str] = set()
+        self._submit = submit
+        self._position = {uid: i for i, uid in enumerate(plan.nodes)}
+        self._priority = priority or self._position.__getitem__
+        self._max_in_flight = max_in_flight
+        self._ready: list[tuple[Any, int, str]] = []
+        self._roots: dict[str, frozenset[str]] = {}
+        self._waiting: dict[str, int] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._phases = list(reversed(plan.phases))
+        self._unfinished = 0
+
+    def start(self) -> None:
+        """Start the first phase (and the next ones, while a phase has nothing to run)."""
+        self._advance()
+
+    def node_done(self, uid: str, outcome: NodeOutcome) -> None:
+        """A submitted node finished: record it, release its dependents, fill free slots."""
+        self.in_flight.discard(uid)
+        self._settle([(uid, outcome)])
+        self._advance()
+
+    def _advance(self) -> None:
+        self._fill()
+        while not self.in_flight and not self._ready and self._unfinished == 0 and self._phases:
+            self._begin(self._phases.pop())
+            self._fill()
+        if not self.in_flight and not self._ready and self._unfinished:
+            stuck = [uid for uid in self._waiting if uid not in self.outcomes]
+            raise RuntimeError(
+                f"The scheduler could not place {len(stuck)} node(s): {stuck[:5]}. This is a "
+                "bug in prefect-dbt-orchestrator; please report it with your manifest."
+            )
+
+    def _begin(self, phase: tuple[str, ...]) -> None:
+        members = set(phase)
+        deps = self.plan.dependencies
+        self._waiting = {uid: sum(1 for d in deps[uid] if d in members) for uid in phase}
+        self._dependents = {uid: [] for uid in phase}
+        for uid in phase:
+            for parent in deps[uid]:
+                if parent in members:
+                    self._dependents[parent].append(uid)
+        self._unfinished = len(phase)
+        skipped = []
+        for uid in phase:
+            if self._waiting[uid] == 0:
+                skip = self._node_ready(uid)
+                if skip is not None:
+                    skipped.append((uid, skip))
+        self._settle(skipped)
+
+    def _node_ready(self, uid: str) -> NodeOutcome | None:
+        """All of ``uid``'s parents finished: queue it, or return its skip below a failure."""
+        upstream = root_failures(uid, self.plan.dependencies, self.outcomes, self._roots)
+        if upstream:
+            self._roots[uid] = upstream
+            return skipped_upstream(upstream)
+        heapq.heappush(self._ready, (self._priority(uid), self._position[uid], uid))
+        return None
+
+    def _settle(self, finished: list[tuple[str, NodeOutcome]]) -> None:
+        """Record outcomes and release dependents (a worklist: skips cascade without recursion)."""
+        while finished:
+            uid, outcome = finished.pop()
+            self.outcomes[uid] = outcome
+            self._unfinished -= 1
+            for child in self._dependents.get(uid, ()):
+                self._waiting[child] -= 1
+                if self._waiting[child] == 0:
+                    skip = self._node_ready(child)
+                    if skip is not None:
+                        finished.append((child, skip))
+
+    def _fill(self) -> None:
+        """Submit ready nodes, best first, while slots are free."""
+        limit = self._max_in_flight
+        while self._ready and (limit is None or len(self.in_flight) < limit):
+            _, _, uid = heapq.heappop(self._ready)
+            self.in_flight.add(uid)
+            self._submit(uid)

@@ -1,0 +1,95 @@
+"""The Prefect side of a PER_NODE run: the task runner, the Prefect API every worker reports
+to, and the checks and quoting that go with them."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
+
+from prefect_dbt_orchestrator._context import RunOptions
+from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
+
+
+def make_runner(options: RunOptions, widest_wave: int) -> Any:
+    """The task runner to submit node tasks to, sized for the run."""
+    cls = options.task_runner_type or ThreadPoolTaskRunner
+    if not isinstance(cls, type):
+        return cls  # an already configured task runner instance
+    if isinstance(options.concurrency, int):
+        workers = max(1, options.concurrency)
+    elif isinstance(options.concurrency, str):
+        workers = max(1, min(widest_wave, os.cpu_count() or 4))
+    else:
+        workers = max(1, widest_wave)
+    params = inspect.signature(cls).parameters
+    if "max_workers" in params:
+        return cls(max_workers=workers)
+    if "cluster_kwargs" in params:  # prefect-dask's DaskTaskRunner
+        return cls(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
+    return cls()
+
+
+def check_concurrency_limit(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            raise ValueError(
+                f"The Prefect global concurrency limit {name!r} does not exist. Create it first "
+                f"(`prefect gcl create {name} --limit 4`), or pass concurrency as an int."
+            ) from None
+
+
+@contextmanager
+def shared_api() -> Iterator[None]:
+    """Make every task, in any thread or worker process, use one Prefect API.
+
+    With no API URL configured, Prefect runs a temporary local server; started lazily from
+    several threads, or from process-pool and Dask workers that do not know its address, each
+    would start one of its own. So it is started once here, up front, and its address is put in
+    the environment that worker processes inherit.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if not needs_local_server():
+        yield
+        return
+    server = start_local_server(min_timeout=120)
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+def quiet_outside_flows() -> Any:
+    """Outside a flow run, task logs stay local instead of warning that they cannot be sent."""
+    from prefect.context import FlowRunContext
+    from prefect.settings import PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW, temporary_settings
+
+    if FlowRunContext.get() is not None:
+        return nullcontext()
+    return temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"})
+
+
+def opaque_for(runner: Any) -> Any:
+    """``quote`` for Prefect's own task runners: they would otherwise walk every field of a
+    parameter looking for futures. Dask takes a quote (a tuple) apart, so it gets values as
+    they are."""
+    if isinstance(runner, (ThreadPoolTaskRunner, ProcessPoolTaskRunner)):
+        return quote
+    return lambda value: value
