@@ -246,7 +246,8 @@ def table(adapter: str, models: int, rows: dict[str, dict[str, Any]]) -> list[st
         else:
             cpu = f"{row['cpu_self']:.1f} / {row['cpu_dbt']:.1f} / {row['cpu_server']:.1f}"
             per_node = f"{row['cpu_self'] * 1000 / max(row['nodes'], 1):.1f}"
-        mem_verdict = "" if mode == "plain" else f" ({'ok' if memory <= MEMORY_TARGET else 'MISSED'})"
+        mem_ok = "ok" if memory <= MEMORY_TARGET else "MISSED"
+        mem_verdict = "" if mode == "plain" else f" ({mem_ok})"
         statuses = ", ".join(f"{n} {s}" for s, n in sorted(row.get("statuses", {}).items()))
         notes = "; ".join(filter(None, [statuses, *row.get("notes", [])]))
         lines.append(
@@ -288,7 +289,8 @@ def bench(args: argparse.Namespace, root: Path, base: dict[str, str], adapter: s
             env = row_env(adapter, name, root, base)
             spec = {**common, "mode": mode, "project": str(project), "root": str(root), "env": env}
             rows[mode] = spawn(root, name, spec)
-            print(f"   {rows[mode]['wall']:.1f} s, peak {_describe(rows[mode]['peak'])}", flush=True)
+            row = rows[mode]
+            print(f"   {row['wall']:.1f} s, peak {_describe(row['peak'])}", flush=True)
         out.append("\n".join(table(adapter, models, rows)))
         print(out[-1], flush=True)
     if args.leak_builds:
@@ -296,7 +298,8 @@ def bench(args: argparse.Namespace, root: Path, base: dict[str, str], adapter: s
         name = f"{adapter}_{args.leak_models}_leak"
         print(f"== {name} ({_now()})", flush=True)
         spec = {**common, "mode": "leak", "builds": args.leak_builds, "project": str(project)}
-        result = spawn(root, name, {**spec, "root": str(root), "env": row_env(adapter, name, root, base)})
+        env = row_env(adapter, name, root, base)
+        result = spawn(root, name, {**spec, "root": str(root), "env": env})
         out.append("\n".join(leak_table(adapter, args.leak_models, result["builds"])))
         print(out[-1], flush=True)
     return out
