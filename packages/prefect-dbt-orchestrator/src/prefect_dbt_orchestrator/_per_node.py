@@ -332,7 +332,7 @@ def _variant(prototype: Task[..., Result], **attributes: Any) -> Task[..., Resul
 def _make_runner(orch: PrefectDbtOrchestrator, widest_wave: int) -> Any:
     cls = orch.task_runner_type or ThreadPoolTaskRunner
     if not isinstance(cls, type):
-        return cls  # an already configured task runner instance
+        return cls.duplicate()  # a configured instance: a fresh copy, so it never holds a client
     if isinstance(orch.concurrency, int):
         workers = max(1, orch.concurrency)
     elif isinstance(orch.concurrency, str):
