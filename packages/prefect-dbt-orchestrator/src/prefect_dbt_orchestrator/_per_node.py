@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dbt_graph import Command, ErrorInfo, ExecutionRequest, Executor, Node
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import State, TaskRunResult
 from prefect.futures import PrefectFuture
 from prefect.results import ResultRecord
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
@@ -162,6 +162,7 @@ def _run_phase(
         for parent in d:
             dependents[parent].append(uid)
     futures: dict[str, PrefectFuture[Result]] = {}
+    run_ids: dict[str, Any] = {}
     done: queue.Queue[str] = queue.Queue()
     opaque = _opaque_for(runner)
     outstanding = 0
@@ -191,9 +192,14 @@ def _run_phase(
                 else None,
                 "log_level": log_level,
             },
-            wait_for=[futures[d] for d in deps[uid] if d in futures],
+            # Its parents have finished: they are recorded as its inputs (the UI's edges), not
+            # waited for, so Dask never reruns a finished parent whose worker was lost.
+            dependencies={
+                "request": {TaskRunResult(id=run_ids[d]) for d in deps[uid] if d in run_ids}
+            },
         )
         futures[uid] = future
+        run_ids[uid] = future.task_run_id
         outstanding += 1
         future.add_done_callback(lambda _f, uid=uid: done.put(uid))
 
@@ -222,7 +228,9 @@ def _run_phase(
     while outstanding:
         uid = done.get()
         outstanding -= 1
-        results[uid] = _collect(futures[uid])
+        # Dropped once read: a distributed runner would otherwise keep its output, and
+        # recompute it if the worker holding it were lost.
+        results[uid] = _collect(futures.pop(uid))
         if ctx.cache is not None:
             ctx.cache.record(uid, results[uid])
         settle(uid)
