@@ -15,7 +15,9 @@ another's memory, threads or caches:
 * **per_wave**, **per_node** (``concurrency``), **cached_rerun** and **cached_rerun_all**:
   ``bench_orchestrator.run_orchestrated`` inside a Prefect flow against a Prefect server the
   row's process starts (``prefect_test_harness``); its memory is the whole tree: the flow's
-  process, the executor's dbt zygote and workers, and the Prefect server.
+  process, the executor's dbt zygote and workers, and the Prefect server;
+* **fake_per_wave**, **fake_per_node**: the same with ``dbt_graph.testing.FakeExecutor``
+  instead of dbt: what the orchestrator and Prefect cost per node, alone.
 
 Memory is sampled every 0.25 s during the timed part (``_memory.TreeSampler``) and reported
 as peak summed PSS (RSS in brackets; see ``_memory``). ``--leak-builds N`` then runs N
@@ -48,7 +50,15 @@ from _postgres import temporary_postgres
 
 HERE = Path(__file__).resolve().parent
 DBT = Path(sys.executable).parent / "dbt"
-MODES = ("plain", "per_wave", "per_node", "cached_rerun", "cached_rerun_all")
+MODES = (
+    "plain",
+    "per_wave",
+    "per_node",
+    "cached_rerun",
+    "cached_rerun_all",
+    "fake_per_wave",
+    "fake_per_node",
+)
 TIME_TARGETS = {"per_wave": 1.0, "per_node": 1.1, "cached_rerun_all": 0.2}
 MEMORY_TARGET = 1.5
 
@@ -126,6 +136,50 @@ def row_orchestrated(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def row_fake(spec: dict[str, Any]) -> dict[str, Any]:
+    """The orchestrator and Prefect alone: ``dbt_graph.testing.FakeExecutor`` instead of dbt.
+
+    Uses the manifest the plain row's ``dbt parse`` wrote, so run it after ``plain``.
+    """
+    from bench_orchestrator import cpu_snapshot, status_of
+    from dbt_graph import load_manifest
+    from dbt_graph.testing import FakeExecutor
+    from prefect import flow
+    from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
+
+    project, mode = Path(spec["project"]), spec["mode"].removeprefix("fake_")
+    me = psutil.Process()
+    orch = PrefectDbtOrchestrator(
+        settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
+        executor=FakeExecutor(load_manifest(project / "target" / "manifest.json")),
+        execution_mode=mode,
+        concurrency=spec["concurrency"] if mode == "per_node" else None,
+    )
+
+    @flow(name=f"bench-fake-{mode}")
+    def timed() -> dict[str, Any]:
+        orch.plan()
+        with TreeSampler(me) as sampler:
+            before, started = cpu_snapshot(), time.perf_counter()
+            results = orch.run_build()
+            wall, after = time.perf_counter() - started, cpu_snapshot()
+        statuses: dict[str, int] = {}
+        for result in results.values():
+            statuses[status_of(result)] = statuses.get(status_of(result), 0) + 1
+        return {
+            "wall": wall,
+            "cpu_self": after["self"] - before["self"],
+            "cpu_dbt": 0.0,
+            "cpu_server": after["server"] - before["server"],
+            "statuses": statuses,
+            "nodes": len(results),
+            "peak": dataclasses.asdict(sampler.peak),
+            "notes": ["no dbt (FakeExecutor)"],
+        }
+
+    return timed()
+
+
 def row_leak(spec: dict[str, Any]) -> dict[str, Any]:
     """``builds`` consecutive PER_NODE builds in this process; memory after each."""
     from prefect import flow
@@ -183,7 +237,12 @@ def run_row(spec_path: Path) -> None:
             temporary_settings(set_defaults=server),
             prefect_test_harness(server_startup_timeout=300),
         ):
-            result = row_leak(spec) if spec["mode"] == "leak" else row_orchestrated(spec)
+            if spec["mode"] == "leak":
+                result = row_leak(spec)
+            elif spec["mode"].startswith("fake_"):
+                result = row_fake(spec)
+            else:
+                result = row_orchestrated(spec)
     spec_path.with_suffix(".out.json").write_text(json.dumps(result))
 
 
