@@ -76,9 +76,9 @@ def ui_server() -> Iterator[str]:
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
     }
     log = (home / "server.log").open("w")
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start"]
-        + ["--host", "127.0.0.1", "--port", str(port)],
+        [*command, "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -111,6 +111,29 @@ def _wait_until_healthy(api: str, server: subprocess.Popen[bytes], log: Path) ->
     pytest.fail(f"prefect server start did not answer in 300 s:\n{log.read_text()[-3000:]}")
 
 
+_BUILD = """
+import sys
+from pathlib import Path
+from prefect import flow
+from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
+
+project = Path(sys.argv[1])
+orch = PrefectDbtOrchestrator(
+    settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
+    execution_mode="per_node",
+    concurrency=4,
+)
+try:
+    state = flow(name="ui-shop-build")(orch.run_build)(return_state=True)
+    manifest = orch.executor.resolve_manifest()
+finally:
+    orch.executor.close()
+if not state.is_completed():
+    sys.exit(f"the build failed: {state.message}")
+print(state.state_details.flow_run_id, manifest)
+"""
+
+
 @dataclass(frozen=True)
 class Build:
     flow_run_id: str
@@ -123,27 +146,26 @@ class Build:
 def build(ui_server: str, tmp_path_factory: pytest.TempPathFactory) -> Build:
     """A PER_NODE build of the shop project on DuckDB, reported to the UI's server."""
     from dbt_graph import build_plan, load_manifest, select
-    from prefect import flow
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
 
     project = copy_shop_project(tmp_path_factory.mktemp("ui"))
-    with (
-        pytest.MonkeyPatch.context() as mp,
-        temporary_settings({PREFECT_API_URL: ui_server}),
-    ):
-        mp.setenv("DBT_DUCKDB_PATH", str(project / "shop.duckdb"))
-        orch = PrefectDbtOrchestrator(
-            settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
-            execution_mode="per_node",
-            concurrency=4,
-        )
-        try:
-            state = flow(name="ui-shop-build")(orch.run_build)(return_state=True)
-            manifest = load_manifest(orch.executor.resolve_manifest())
-        finally:
-            orch.executor.close()
-    assert state.is_completed(), state.message
+    # In a process of its own: Prefect's event and log workers are per-process singletons, and
+    # in a test session they may already be bound to another test's server.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": ui_server,
+        "DBT_DUCKDB_PATH": str(project / "shop.duckdb"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _BUILD, str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flow_run_id, manifest_path = proc.stdout.strip().splitlines()[-1].split()
+    manifest = load_manifest(manifest_path)
+
     plan = build_plan(manifest, select(manifest))  # the default selector, as run_build
     names = {
         uid: f"{node.resource_type.value} {node.display_name}" for uid, node in plan.nodes.items()
@@ -152,7 +174,7 @@ def build(ui_server: str, tmp_path_factory: pytest.TempPathFactory) -> Build:
         (names[parent], names[uid]) for uid in plan.nodes for parent in plan.dependencies[uid]
     )
     return Build(
-        flow_run_id=str(state.state_details.flow_run_id),
+        flow_run_id=flow_run_id,
         task_names=names,
         edges=edges,
         assets=_expected_assets(project),
