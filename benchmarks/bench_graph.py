@@ -1,17 +1,23 @@
 """Graph benchmark: load_manifest + select + build_plan on a generated 2,000-node project, and
-select() against `dbt ls` for the same expressions.
+select() against `dbt ls` for the same expressions; a plan of 10,000 nodes with cache predictions.
 
 Usage::
 
     uv run python benchmarks/bench_graph.py [--models 620] [--dir DIR] [--ls-runs 3]
+    uv run python benchmarks/bench_graph.py --big-plan [--models 3120] [--dir DIR]
 
 Generates the project with generate_project.py (unless DIR already holds a parsed one), runs
-`dbt parse`, then prints the median of repeated timings. Not part of the test suite.
+`dbt parse`, then prints the median of repeated timings. ``--big-plan`` times, instead, what
+``PrefectDbtOrchestrator.plan()`` does on a 10,000-node project (3,120 models): load the
+manifest, select, build the plan and predict the cache (``dbt_cachekeys.compute_keys`` and
+``predict`` against an empty and a full ``LocalKeyStore``), each step and in total. Not part of
+the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import random
@@ -25,13 +31,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import dbt_graph
+from dbt_cachekeys import (
+    CachePolicy,
+    CacheSession,
+    LocalKeyStore,
+    ProjectFiles,
+    compute_keys,
+    predict,
+)
 from dbt_graph import (
     ExecutionPlan,
     Node,
     ResourceType,
     TestStrategy,
     Wave,
+    build_plan,
     critical_path,
     estimate_wall_time,
     load_manifest,
@@ -148,12 +162,79 @@ def scheduling_timing(nodes: int = 10_000, rng_seed: int = 0) -> str:
     )
 
 
+def plan_with_predictions(
+    manifest_path: Path, project: Path, expression: str | None, store: LocalKeyStore
+) -> tuple[int, int]:
+    """What ``PrefectDbtOrchestrator.plan()`` computes with a cache configured, from a file."""
+    manifest = load_manifest(manifest_path)
+    selected = select(manifest, expression)
+    plan = build_plan(manifest, selected)
+    keys = compute_keys(
+        manifest,
+        read_file=ProjectFiles(project, root_package=manifest.project_name),
+        target="duckdb",
+        vars={},
+    )
+    # Unit tests are never predicted (the orchestrator leaves them out of the cache session).
+    cachable = [
+        uid
+        for uid, node in plan.nodes.items()
+        if uid in keys and node.resource_type is not ResourceType.UNIT_TEST
+    ]
+    decisions = predict(keys, store, selected=cachable, now=_NOW, policy=CachePolicy())
+    return len(plan.nodes), sum(d.hit for d in decisions.values())
+
+
+def big_plan(project: Path, manifest_path: Path, store_dir: Path, repeat: int = 3) -> None:
+    """Each step of a plan with cache predictions, and all of them from the file, timed."""
+    manifest = load_manifest(manifest_path)
+    files = ProjectFiles(project, root_package=manifest.project_name)
+    load, _ = measure(lambda: load_manifest(manifest_path), repeat)
+    fresh = iter([load_manifest(manifest_path) for _ in range(repeat)])
+    chosen, selected = measure(lambda: select(next(fresh), None), repeat)
+    plan, planned = measure(lambda: build_plan(manifest, selected), repeat)
+    keyed, keys = measure(
+        lambda: compute_keys(manifest, read_file=files, target="duckdb", vars={}), repeat
+    )
+    store = LocalKeyStore(store_dir)
+    empty, _ = measure(lambda: predict(keys, store, selected=keys, now=_NOW), repeat)
+    session = CacheSession(keys, store, selected=keys, policy=CachePolicy())
+    for uid in keys:  # fill the store, as a finished run leaves it
+        if not session.check(uid, now=_NOW).hit:
+            session.record_success(uid, finished_at=_NOW)
+    full, _ = measure(lambda: predict(keys, store, selected=keys, now=_NOW), repeat)
+    print(f"nodes planned: {len(planned.nodes)} in {len(planned.waves)} waves; {len(keys)} keys")
+    print(f"  load_manifest:                 {load}")
+    print(f"  select (every node, cold):     {chosen}")
+    print(f"  build_plan:                    {plan}")
+    print(f"  compute_keys:                  {keyed}")
+    print(f"  predict, empty key store:      {empty}")
+    print(f"  predict, full key store:       {full}")
+    for label, expression in (("everything", None), ("tag:daily", "tag:daily")):
+        for kind, directory in (("empty", store_dir / "none"), ("full", store_dir)):
+            total, (n, hits) = measure(
+                lambda e=expression, d=directory: plan_with_predictions(
+                    manifest_path, project, e, LocalKeyStore(d)
+                ),
+                repeat,
+            )
+            print(
+                f"  all of it from the file, {label}, {kind} key store: {total} "
+                f"({n} nodes, {hits} predicted hits)"
+            )
+
+
+_NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", type=int, default=620)
+    parser.add_argument("--models", type=int, default=None, help="620; 3,120 with --big-plan")
     parser.add_argument("--dir", type=Path, default=None, help="project directory to reuse")
     parser.add_argument("--ls-runs", type=int, default=3)
+    parser.add_argument("--big-plan", action="store_true", help="the 10,000-node plan")
     args = parser.parse_args()
+    args.models = args.models or (3120 if args.big_plan else 620)
 
     project = args.dir or Path(tempfile.mkdtemp(prefix="bench-graph-")) / "bench"
     manifest_path = project / "target" / "manifest.json"
@@ -180,8 +261,11 @@ def main() -> None:
     print(f"project: {project}")
     counts = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
     print(f"nodes: {len(manifest.nodes)} ({counts})")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+    if args.big_plan:
+        big_plan(project, manifest_path, Path(tempfile.mkdtemp(prefix="bench-keys-")))
+        return
 
-    build_plan = getattr(dbt_graph, "build_plan", None)
     load, _ = measure(lambda: load_manifest(manifest_path), 5)
     print(f"load_manifest: {load}")
     print(scheduling_timing())
@@ -193,11 +277,7 @@ def main() -> None:
             lambda e=expression, f=fresh: select(next(f), e, resource_types=["all"]), 3
         )
         warm, _ = measure(lambda e=expression: select(manifest, e, resource_types=["all"]), 5)
-        plan, _ = (
-            measure(lambda s=selected: build_plan(manifest, s), 3)
-            if build_plan
-            else (Timing(0.0, 0.0), None)
-        )
+        plan, _ = measure(lambda s=selected: build_plan(manifest, s), 3)
         ls, listed = measure(lambda e=expression: dbt_ls(project, e), args.ls_runs)
         assert listed == selected, f"select() and dbt ls disagree on {expression!r}"
         print(f"\n{expression!r}: {len(selected)} nodes")

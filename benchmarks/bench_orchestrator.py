@@ -294,8 +294,14 @@ def run_plain(project: Path, adapter: str, env: dict[str, str]) -> Measurement:
     return Measurement(wall=wall, cpu_self=cpu, notes=notes)
 
 
-def _statuses(results: dict[str, dict[str, Any]]) -> dict[str, int]:
-    return dict(collections.Counter(r["status"] for r in results.values()))
+def _statuses(results: Any) -> dict[str, int]:
+    return dict(collections.Counter(status_of(r) for r in results.values()))
+
+
+def status_of(result: Any) -> str:
+    """A node result's status, whether results are dicts or typed (attribute, maybe an enum)."""
+    status = result["status"] if isinstance(result, dict) else result.status
+    return str(getattr(status, "value", status))
 
 
 def run_orchestrated(

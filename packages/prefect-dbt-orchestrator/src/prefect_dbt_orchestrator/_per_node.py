@@ -10,8 +10,10 @@ from __future__ import annotations
 import queue
 from contextlib import nullcontext
 from typing import Any
+from uuid import UUID
 
 from dbt_graph import Command, Executor
+from prefect.client.schemas.objects import TaskRunResult
 from prefect.futures import PrefectFuture
 
 from prefect_dbt_orchestrator._context import RunContext
@@ -58,13 +60,14 @@ class _NodeTasks:
         self.ctx, self.executor, self.runner = ctx, executor, runner
         self.finished: queue.Queue[str] = queue.Queue()
         self._futures: dict[str, PrefectFuture[NodeOutcome]] = {}
+        self._run_ids: dict[str, UUID] = {}
         self._task_for = TaskFactory(ctx)
         self._opaque = opaque_for(runner)
         concurrency = ctx.options.concurrency
         self._limit = concurrency if isinstance(concurrency, str) else None
 
     def submit(self, uid: str) -> None:
-        """Start ``uid``'s task; its parents' futures are ``wait_for`` so the UI draws edges."""
+        """Start ``uid``'s task, its parents recorded as its inputs so the UI draws the edges."""
         ctx, opaque = self.ctx, self._opaque
         node = ctx.plan.nodes[uid]
         # Looked up now, when every parent has been recorded (run tokens).
@@ -78,11 +81,22 @@ class _NodeTasks:
                 "concurrency_limit": self._limit,
                 "log_level": ctx.options.log_level,
             },
-            wait_for=[self._futures[d] for d in ctx.plan.dependencies[uid] if d in self._futures],
+            # Its parents have finished: they are recorded as its inputs (the UI's edges), not
+            # waited for, so Dask never reruns a finished parent whose worker was lost.
+            dependencies={
+                "request": {
+                    TaskRunResult(id=self._run_ids[d])
+                    for d in ctx.plan.dependencies[uid]
+                    if d in self._run_ids
+                }
+            },
         )
         self._futures[uid] = future
+        self._run_ids[uid] = future.task_run_id
         future.add_done_callback(lambda _future: self.finished.put(uid))
 
     def outcome(self, uid: str) -> NodeOutcome:
         """The outcome of ``uid``'s finished task."""
-        return collect(self._futures[uid])
+        # Dropped once read: a distributed runner would otherwise keep its output, and
+        # recompute it if the worker holding it were lost.
+        return collect(self._futures.pop(uid))

@@ -20,7 +20,7 @@ def make_runner(options: RunOptions, widest_wave: int) -> Any:
     """The task runner to submit node tasks to, sized for the run."""
     cls = options.task_runner_type or ThreadPoolTaskRunner
     if not isinstance(cls, type):
-        return cls  # an already configured task runner instance
+        return cls.duplicate()  # a configured instance: a fresh copy, so it never holds a client
     if isinstance(options.concurrency, int):
         workers = max(1, options.concurrency)
     elif isinstance(options.concurrency, str):
