@@ -12,7 +12,7 @@ import copy
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from dbt_graph import ErrorInfo, ExecutionRequest, Executor, Node
 from prefect import Task
@@ -85,7 +85,7 @@ def run_node(
 
 
 #: A node's task: it returns the outcome, or a cache hit's ``Cached`` state holding it.
-NodeTask = Task[..., NodeOutcome | State[NodeOutcome]]
+NodeTask: TypeAlias = "Task[..., NodeOutcome | State[NodeOutcome]]"
 
 node_task: NodeTask = Task(run_node, cache_policy=NO_CACHE, persist_result=False)
 
