@@ -6,16 +6,21 @@ Example:
     >>> results = orchestrator.run_build(select="tag:daily")  # doctest: +SKIP
 """
 
-from dbt_exec_cloud import DbtCloudExecutor
-from dbt_exec_core import DbtCoreExecutor
+from typing import TYPE_CHECKING, Any
+
 from dbt_graph import TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan
 from prefect_dbt_orchestrator._cloud import DbtCloudCredentials
 from prefect_dbt_orchestrator._config import CacheConfig, ExecutionMode
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
+from prefect_dbt_orchestrator._executors import EXECUTORS, executor_class
 from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
+
+if TYPE_CHECKING:
+    from dbt_exec_cloud import DbtCloudExecutor
+    from dbt_exec_core import DbtCoreExecutor
 
 __all__ = [
     "BuildPlan",
@@ -29,3 +34,10 @@ __all__ = [
     "PrefectDbtSettings",
     "TestStrategy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The executors are optional extras ([core], [cloud]): imported on first use only.
+    if name in EXECUTORS:
+        return executor_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

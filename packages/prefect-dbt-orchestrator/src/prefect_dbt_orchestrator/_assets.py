@@ -4,8 +4,8 @@ PER_NODE: each node's task becomes a ``MaterializingTask`` for the node's asset,
 relations it reads (sources included, ephemerals looked through) as ``asset_deps``; Prefect
 emits the events when the task finishes. Inside the task, :func:`record_materialization` adds
 dbt's outcome as materialization metadata and, with ``include_compiled_code``, this run's
-compiled SQL to the description. A cache hit materializes nothing (:func:`record_cache_hit`),
-as Prefect itself does for a cached task.
+compiled SQL to the description. A cache hit materializes nothing: its task ends in a
+``Cached`` state, for which Prefect emits no asset events, as for its own cached tasks.
 
 PER_WAVE: the wave is one dbt invocation, not one task per node, so :func:`record_wave` emits
 the same events Prefect would (``prefect.asset.referenced`` and
@@ -125,15 +125,6 @@ def record_materialization(node: Node, result: NodeResult) -> None:
             asset_ctx.add_asset_metadata(asset.key, materialization_metadata(node, result))
     except Exception:  # lineage must never fail the node
         logger.warning("Could not record the asset of %s", node.unique_id, exc_info=True)
-
-
-def record_cache_hit() -> None:
-    """Inside a node's task served from cache: nothing was materialized, so emit nothing."""
-    from prefect.context import AssetContext
-
-    asset_ctx = AssetContext.get()
-    if asset_ctx is not None:
-        asset_ctx.downstream_assets = set()
 
 
 def record_wave(ctx: RunContext, execution: ExecutionResult) -> None:

@@ -190,20 +190,26 @@ class NodeCache:
         return ResultStorage(self.config.result_storage)
 
 
+def result_block(storage: Path | str | Any | None) -> Any:
+    """The Prefect filesystem block results go to: for a Path, a block slug, a block, or the
+    default result storage (``None``)."""
+    from prefect.results import get_default_result_storage, resolve_result_storage
+
+    if storage is None:
+        return _sync(get_default_result_storage())
+    if isinstance(storage, Path):
+        storage.mkdir(parents=True, exist_ok=True)
+    return _sync(resolve_result_storage(storage))
+
+
 class ResultStorage:
     """Node results kept in Prefect result storage (a Path, a block slug, or the default)."""
 
     def __init__(self, storage: Path | str | Any | None) -> None:
-        from prefect.results import ResultStore, get_default_result_storage, resolve_result_storage
+        from prefect.results import ResultStore
         from prefect.serializers import JSONSerializer
 
-        if storage is None:
-            block = get_default_result_storage()
-        else:
-            block = resolve_result_storage(Path(storage) if isinstance(storage, Path) else storage)
-        if isinstance(storage, Path):
-            storage.mkdir(parents=True, exist_ok=True)
-        self._store = ResultStore(result_storage=block, serializer=JSONSerializer())
+        self._store = ResultStore(result_storage=result_block(storage), serializer=JSONSerializer())
 
     def write(self, token: str, result: dict[str, Any]) -> None:
         try:
@@ -261,19 +267,32 @@ def _sync(value: Any) -> Any:
 
 
 def key_store_for(config: CacheConfig, project_name: str) -> KeyStore:
-    """The key store ``config.key_storage`` names (a Path, a block slug, or a default dir)."""
-    storage = config.key_storage
-    if storage is None and isinstance(config.result_storage, Path):
-        return LocalKeyStore(config.result_storage / "cache-keys" / project_name)
-    if storage is None:
-        from prefect.settings import get_current_settings
+    """The key store ``config.key_storage`` names (a Path, a block slug or a block).
 
-        home = Path(get_current_settings().home)
-        return LocalKeyStore(home / "dbt-orchestrator" / "cache-keys" / project_name)
+    Without one, keys live next to the results, wherever those are (a ``cache-keys/<project>``
+    folder of the result storage): whoever can read the results, on any machine, reads the
+    keys that lead to them.
+    """
+    storage = config.key_storage
+    if storage is None:
+        return _key_store_in(result_block(config.result_storage), f"cache-keys/{project_name}")
     if isinstance(storage, Path):
         return LocalKeyStore(storage / project_name)
     if isinstance(storage, str):
         from prefect.blocks.core import Block
 
-        return BlockKeyStore(Block.load(storage), f"dbt-cache-keys/{project_name}")
-    return BlockKeyStore(storage, f"dbt-cache-keys/{project_name}")
+        storage = Block.load(storage)
+    return _key_store_in(storage, f"dbt-cache-keys/{project_name}")
+
+
+def _key_store_in(block: Any, folder: str) -> KeyStore:
+    """Keys in ``folder`` of a filesystem block.
+
+    A local directory gets a :class:`LocalKeyStore` (atomic renames, as the key store contract
+    asks; a block's ``write_path`` is not atomic there). Other blocks write whole objects.
+    """
+    from prefect.filesystems import LocalFileSystem
+
+    if isinstance(block, LocalFileSystem) and block.basepath:
+        return LocalKeyStore(Path(block.basepath).expanduser() / folder)
+    return BlockKeyStore(block, folder)

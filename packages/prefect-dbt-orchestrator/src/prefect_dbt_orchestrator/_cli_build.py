@@ -97,7 +97,7 @@ def _run_in_flow(
             flow_runs.append(flow_ctx.flow_run)
         return orch.run_build(**parameters)
 
-    results: dict[str, dict[str, Any]] = {}
+    results: Mapping[str, Mapping[str, Any]] = {}
     with _prefect_api(out), progress:
         try:
             results = dbt_build(**selection)

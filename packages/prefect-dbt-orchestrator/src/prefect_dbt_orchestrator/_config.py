@@ -80,7 +80,8 @@ class CacheConfig:
         result_storage: Where results are stored: a ``Path``, a block slug such as
             ``"s3-bucket/my-results"``, or ``None`` for Prefect's default result storage.
         key_storage: Where cache-key records are stored; same forms. ``None`` keeps them next to
-            the results (a ``keys`` folder in local result storage, else Prefect's local storage).
+            the results, wherever those are (a ``cache-keys`` folder of the result storage), so
+            machines that share result storage share the keys too.
         use_source_freshness_expiration: Derive each node's TTL from its upstream sources'
             freshness thresholds, overriding ``expiration`` where it can be computed.
         exclude_materializations: Materializations never served from cache.

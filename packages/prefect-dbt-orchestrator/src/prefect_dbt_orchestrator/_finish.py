@@ -1,25 +1,34 @@
-"""What happens after execution: the summary artifact and run_results.json.
+"""What happens after execution: the summary artifact, manifest.json and run_results.json.
 
-Neither may hide the build's own outcome: a failure to create the artifact or to write the file
-is logged (with the path) and the build goes on to return its results or raise
-``DbtBuildFailed`` as it would have.
+None may hide the build's own outcome: a failure to create the artifact or to write a file is
+logged (with the path) and the build goes on to return its results or raise ``DbtBuildFailed``
+as it would have.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from prefect_dbt_orchestrator import _logs
 from prefect_dbt_orchestrator._artifacts import create_summary_artifact, status_counts
 from prefect_dbt_orchestrator._context import RunContext
 from prefect_dbt_orchestrator._outcomes import NodeOutcome
-from prefect_dbt_orchestrator._run_results import FILE_NAME, run_results, write_atomically
+from prefect_dbt_orchestrator._run_results import (
+    FILE_NAME,
+    copy_atomically,
+    run_results,
+    write_atomically,
+)
+
+MANIFEST_FILE = "manifest.json"
 
 
 def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
-    """Log a one-line summary, create the summary artifact and write run_results.json."""
+    """Log a one-line summary, create the summary artifact, write manifest.json (always, as
+    ``dbt build`` does) and run_results.json (when asked)."""
     logger = _logs.run_logger()
     counts = status_counts(outcomes)
     logger.info(
@@ -34,6 +43,7 @@ def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
     options = ctx.options
     if options.create_summary_artifact:
         create_summary_artifact(outcomes, ctx.manifest)
+    write_manifest(ctx, logger)
     if options.write_run_results:
         # The user's target path (where `dbt retry` and `--state` look), not the directory the
         # executor keeps its own manifest in.
@@ -47,6 +57,31 @@ def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
             logger.error("Could not write %s: %s: %s", path, type(exc).__name__, exc)
         else:
             logger.info("Wrote %s", path)
+
+
+def write_manifest(ctx: RunContext, logger: Any) -> None:
+    """Put the manifest the build ran at ``<target_path>/manifest.json``, as ``dbt build`` does.
+
+    Teams keep that file from production and hand it to CI as ``state_path``; the executor's
+    own copy (one per target and vars) is not where anyone looks for it. It is the manifest
+    resolved for this run's target and vars (or ``manifest_path``), so ``state:`` comparisons
+    against it compare what was built.
+    """
+    source = ctx.manifest.path
+    path = ctx.options.settings.resolved_target_path() / MANIFEST_FILE
+    if source is None or _same_file(source, path):
+        return  # built in memory, or it already is that file (manifest_path)
+    try:
+        copy_atomically(source, path)
+    except OSError as exc:
+        logger.error("Could not write %s: %s: %s", path, type(exc).__name__, exc)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # b does not exist yet
+        return False
 
 
 def _invocation_id() -> str:

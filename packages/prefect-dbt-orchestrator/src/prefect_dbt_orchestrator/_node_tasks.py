@@ -12,14 +12,14 @@ import copy
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from dbt_graph import ErrorInfo, ExecutionRequest, Executor, Node
-from prefect import Task, task
+from prefect import Task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.futures import PrefectFuture
-from prefect.results import ResultRecord
+from prefect.states import Completed
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
@@ -30,6 +30,9 @@ from prefect_dbt_orchestrator._outcomes import (
     from_node_result,
     infrastructure_error,
 )
+
+#: The message of a cache hit's ``Cached`` state.
+CACHED_MESSAGE = "Served from the orchestrator's cache; dbt did not run it"
 
 
 class NodeFailed(Exception):
@@ -49,12 +52,17 @@ def run_node(
     cached: NodeOutcome | None = None,
     concurrency_limit: str | None = None,
     log_level: int = logging.INFO,
-) -> NodeOutcome:
-    """The body of every node's task: serve a cache hit, or run dbt for this one node."""
+) -> NodeOutcome | State[NodeOutcome]:
+    """The body of every node's task: serve a cache hit, or run dbt for this one node.
+
+    A cache hit ends in Prefect's own ``Cached`` state (a completed state of that name, as
+    Prefect's task caching gives), so the UI shows and filters it as cached, and Prefect emits
+    no asset materialization for it; the outcome is the state's result.
+    """
     started = datetime.now(UTC)
     if cached is not None:
-        _assets.record_cache_hit()
-        return replace(cached, timing=Timing.between(started, datetime.now(UTC)))
+        served = replace(cached, timing=Timing.between(started, datetime.now(UTC)))
+        return Completed(name="Cached", data=served, message=CACHED_MESSAGE)
     (node,) = request.nodes
     if concurrency_limit is not None:
         from prefect.concurrency.sync import concurrency
@@ -76,7 +84,10 @@ def run_node(
     return outcome
 
 
-node_task: Task[..., NodeOutcome] = task(run_node, cache_policy=NO_CACHE, persist_result=False)
+#: A node's task: it returns the outcome, or a cache hit's ``Cached`` state holding it.
+NodeTask: TypeAlias = "Task[..., NodeOutcome | State[NodeOutcome]]"
+
+node_task: NodeTask = Task(run_node, cache_policy=NO_CACHE, persist_result=False)
 
 
 class TaskFactory:
@@ -101,9 +112,9 @@ class TaskFactory:
         self._plain = node_task.with_options(
             retries=ctx.options.retries, retry_delay_seconds=ctx.options.retry_delay_seconds
         )
-        self._materializing: Task[..., NodeOutcome] | None = None
+        self._materializing: NodeTask | None = None
 
-    def __call__(self, node: Node) -> Task[..., NodeOutcome]:
+    def __call__(self, node: Node) -> NodeTask:
         name = f"{node.resource_type.value} {node.display_name}"
         assets = _assets.node_assets(self._ctx, node)
         if assets is None:
@@ -116,7 +127,7 @@ class TaskFactory:
         )
 
 
-def _variant(prototype: Task[..., NodeOutcome], **attributes: Any) -> Task[..., NodeOutcome]:
+def _variant(prototype: NodeTask, **attributes: Any) -> NodeTask:
     """A copy of ``prototype`` with ``attributes`` replaced (hook lists are not shared)."""
     task = copy.copy(prototype)
     for hooks in TaskFactory._HOOKS:
@@ -164,4 +175,5 @@ def _completed_value(future: PrefectFuture[NodeOutcome]) -> Any:
         return None
     if not isinstance(state, State) or not state.is_completed():
         return None
-    return state.data.result if isinstance(state.data, ResultRecord) else None
+    # A ResultRecord in memory holds the value; one read back from storage (metadata) does not.
+    return getattr(state.data, "result", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from prefect_dbt_orchestrator._config import (
 )
 from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
+from prefect_dbt_orchestrator._executors import executor_class
 from prefect_dbt_orchestrator._finish import finish_run
 from prefect_dbt_orchestrator._outcomes import OutcomeStatus
 from prefect_dbt_orchestrator._per_node import run_per_node
@@ -37,7 +39,7 @@ class PrefectDbtOrchestrator:
         manifest_path: A pre-built manifest.json (relative paths are resolved against the project
             dir). Without it, the executor resolves one (``dbt deps`` + ``dbt parse`` if needed).
         executor: Who runs dbt. Default: a ``DbtCoreExecutor`` built from ``settings`` and the
-            five dbt flags below.
+            five dbt flags below (it needs the ``[core]`` extra).
         threads: dbt ``--threads`` for the default executor.
         state_path: dbt ``--state`` for the default executor and for ``state:`` selectors.
         defer: dbt ``--defer`` for the default executor.
@@ -65,6 +67,8 @@ class PrefectDbtOrchestrator:
     Raises:
         ValueError: An invalid mode or strategy, ``retries`` or ``cache`` with PER_WAVE, or (with
             the default executor) a project or profiles directory that is not usable.
+        ImportError: No ``executor`` is given and dbt-exec-core is not installed
+            (``pip install "prefect-dbt-orchestrator[core]"``).
     """
 
     def __init__(
@@ -103,9 +107,8 @@ class PrefectDbtOrchestrator:
         self.state_path = state_path
         self.owns_executor = executor is None
         if executor is None:
-            from dbt_exec_core import DbtCoreExecutor
-
-            executor = DbtCoreExecutor(
+            core_executor = executor_class("DbtCoreExecutor")  # the [core] extra
+            default: Executor = core_executor(
                 self.settings,
                 threads=threads,
                 state_path=state_path,
@@ -114,6 +117,7 @@ class PrefectDbtOrchestrator:
                 favor_state=favor_state,
                 manifest_path=self.manifest_path,  # run from it: no deps, no parse
             )
+            executor = default
         self.executor: Executor = executor
         self.retries = retries
         self.retry_delay_seconds = retry_delay_seconds
@@ -222,12 +226,15 @@ class PrefectDbtOrchestrator:
             extra_cli_args=tuple(extra_cli_args) if extra_cli_args is not None else None,
             vars=vars,
         )
-        executor = self.executor
-        ctx = prepare(self._options(), executor, args)
-        if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
-            outcomes = run_per_wave(ctx, executor)
-        else:
-            outcomes = run_per_node(ctx, executor)
+        executor, options = self.executor, self._options()
+        # One scope for the whole run, its preparation included: a dbt Cloud compile job made
+        # to resolve the manifest belongs to the build and is swept with it.
+        with _run_scope(executor, options):
+            ctx = prepare(options, executor, args)
+            if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
+                outcomes = run_per_wave(ctx, executor)
+            else:
+                outcomes = run_per_node(ctx, executor)
         for uid, skip in ctx.stale_skips.items():
             outcomes.setdefault(uid, skip)
         finish_run(ctx, outcomes)
@@ -257,6 +264,22 @@ class PrefectDbtOrchestrator:
             raise_on_failure=self.raise_on_failure,
             node_timeout_seconds=self.node_timeout_seconds,
         )
+
+
+def _run_scope(executor: Executor, options: RunOptions) -> AbstractContextManager[Any, None]:
+    """The executor's ``run_scope`` around one run (nothing for executors without one).
+
+    Its ``concurrency`` is the most requests the run keeps in flight: one in PER_WAVE (a wave
+    at a time, whose nodes dbt runs on its own ``--threads``), an int ``concurrency`` in
+    PER_NODE. Otherwise it is ``None``, for the executor to choose (``DbtCoreExecutor``: at
+    least 8 nodes at once): the scope opens before the plan whose width would tell.
+    """
+    scope = getattr(executor, "run_scope", None)
+    if scope is None:
+        return nullcontext()
+    if options.execution_mode is ExecutionMode.PER_WAVE:
+        return scope(concurrency=1)
+    return scope(concurrency=options.max_in_flight)
 
 
 def _absolute(path: Path, project_dir: Path) -> Path:

@@ -8,7 +8,6 @@ tasks to finish and reports them back.
 from __future__ import annotations
 
 import queue
-from contextlib import nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -37,12 +36,8 @@ def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     runner = make_runner(options, ctx.plan.estimated_parallelism)
     tasks = _NodeTasks(ctx, executor, runner)
     scheduler = Scheduler(ctx.plan, submit=tasks.submit, max_in_flight=options.max_in_flight)
-    scope = getattr(executor, "run_scope", None)
-    # The executor must run as many nodes at once as this run keeps in flight (dbt's
-    # `threads` must never cap `concurrency`).
-    wide = options.max_in_flight or ctx.plan.estimated_parallelism
-    scoped = scope(concurrency=max(1, wide)) if scope else nullcontext()
-    with quiet_outside_flows(), shared_api(), scoped, runner:
+    # The caller has entered the executor's run_scope (sized for `concurrency`) around the run.
+    with quiet_outside_flows(), shared_api(), runner:
         scheduler.start()
         while scheduler.in_flight:
             uid = tasks.finished.get()
@@ -85,7 +80,8 @@ class _NodeTasks:
             # waited for, so Dask never reruns a finished parent whose worker was lost.
             dependencies={
                 "request": {
-                    TaskRunResult(id=self._run_ids[d])
+                    # Frozen pydantic models: hashable at run time, which pyright cannot see.
+                    TaskRunResult(id=self._run_ids[d])  # pyright: ignore[reportUnhashable]
                     for d in ctx.plan.dependencies[uid]
                     if d in self._run_ids
                 }

@@ -15,10 +15,13 @@ A user's own value for any of these settings wins (they are set as defaults only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prefect.settings.context import SettingKey  # a setting, or its dotted name
 
 #: Defaults for a server we start; ``prefect config set`` or environment variables override.
-SERVER_DEFAULTS: dict[str, Any] = {
+SERVER_DEFAULTS: dict[SettingKey, Any] = {
     "server.analytics_enabled": False,
     "server.services.task_run_recorder.batch_size": 200,
     "server.services.task_run_recorder.flush_interval": 1,

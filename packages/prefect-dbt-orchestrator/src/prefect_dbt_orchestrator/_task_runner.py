@@ -18,7 +18,7 @@ from prefect_dbt_orchestrator._server import needs_local_server, start_local_ser
 
 def make_runner(options: RunOptions, widest_wave: int) -> Any:
     """The task runner to submit node tasks to, sized for the run."""
-    cls = options.task_runner_type or ThreadPoolTaskRunner
+    cls: Any = options.task_runner_type or ThreadPoolTaskRunner
     if not isinstance(cls, type):
         return cls.duplicate()  # a configured instance: a fresh copy, so it never holds a client
     if isinstance(options.concurrency, int):

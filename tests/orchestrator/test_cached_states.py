@@ -1,0 +1,77 @@
+"""Cache hits end in Prefect's own ``Cached`` state, read back from a real Prefect server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from dbt_graph.testing import FakeExecutor
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import StateType
+from prefect_dbt_orchestrator import CacheConfig, PrefectDbtOrchestrator
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+#: Task runs of a build of ``chain_manifest``: 5 models and seeds, 2 tests.
+TASKS = 7
+
+
+def _build_in_flow(orch: PrefectDbtOrchestrator) -> tuple[dict[str, dict[str, Any]], UUID]:
+    @flow
+    def build() -> tuple[dict[str, dict[str, Any]], UUID]:
+        from prefect.runtime import flow_run
+
+        return orch.run_build(), UUID(flow_run.id)
+
+    return build()
+
+
+def _task_states(flow_run_id: UUID) -> dict[str, tuple[StateType | None, str | None]]:
+    """Each task run's final state type and name, by task run name, as the API has them.
+
+    The server records task run states from events, in batches: read until all are final.
+    """
+    deadline = time.monotonic() + 120
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        final = len(runs) == TASKS and all(r.state is not None and r.state.is_final() for r in runs)
+        if final or time.monotonic() > deadline:
+            return {run.name: (run.state_type, run.state_name) for run in runs}
+        time.sleep(0.5)
+
+
+def test_cache_hits_are_cached_states_in_prefect(project, chain_manifest, tmp_path: Path) -> None:
+    (project.project_dir / "seeds").mkdir()
+    (project.project_dir / "seeds" / "raw.csv").write_text("id\n1\n")  # the seed's key reads it
+    orch = PrefectDbtOrchestrator(
+        settings=project,
+        executor=FakeExecutor(chain_manifest),
+        execution_mode="per_node",
+        cache=CacheConfig(result_storage=tmp_path / "results", key_storage=tmp_path / "keys"),
+    )
+    first, first_run = _build_in_flow(orch)
+    assert {r["status"] for r in first.values()} == {"success"}
+    assert set(_task_states(first_run).values()) == {(StateType.COMPLETED, "Completed")}
+
+    second, second_run = _build_in_flow(orch)
+    states = _task_states(second_run)
+    cached = {"seed raw", "model stg", "model mart", "model other", "model other_mart"}
+    for name in cached:
+        assert states[name] == (StateType.COMPLETED, "Cached"), name
+    # Tests are never cached: they run, and complete as usual.
+    assert states["test not_null_stg_id"] == (StateType.COMPLETED, "Completed")
+    # The results keep the guide's "cached" status and the stored outcome.
+    by_id = {uid.split(".", 1)[0] + " " + uid.rsplit(".", 1)[1]: r for uid, r in second.items()}
+    for name in cached:
+        assert by_id[name]["status"] == "cached"
+        assert by_id[name]["message"] == "OK"
+        assert "cache" in by_id[name]
+    assert by_id["test not_null_stg_id"]["status"] == "success"
