@@ -75,7 +75,7 @@ def _unmask(pad: bytes, masked: bytes) -> Secret:
 def secret_value(value: str | SecretLike) -> str:
     """The plain string of a ``str``, a :class:`Secret` or anything with ``get_secret_value()``."""
     getter = getattr(value, "get_secret_value", None)
-    return getter() if callable(getter) else str(value)
+    return str(getter()) if callable(getter) else str(value)
 
 
 @dataclass(frozen=True, init=False)

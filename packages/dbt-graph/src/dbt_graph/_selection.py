@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from functools import cached_property
+from pathlib import Path
 
 from dbt_graph._errors import SelectionError
 from dbt_graph._manifest import Manifest
@@ -149,7 +150,7 @@ def _state(
     if state is None or isinstance(state, SelectionState):
         return state
     target = manifest.path.parent if manifest.path is not None else None
-    return SelectionState.load(state, target_dir=target)
+    return SelectionState.load(Path(state), target_dir=target)
 
 
 def _spec(

@@ -83,11 +83,14 @@ class StateComparison:
 
     def modified(self, old: Node | None, new: Node) -> bool:
         """dbt's ``state:modified``: contents, upstream macros or the model contract changed."""
-        contract = new.resource_type is ResourceType.MODEL and old is not None
         return (
             not _same_contents(old, new)
             or self.macros_modified(new)
-            or (contract and not _same_contract(old, new))
+            or (
+                new.resource_type is ResourceType.MODEL
+                and old is not None
+                and not _same_contract(old, new)
+            )
         )
 
     def modified_configs(self, old: Node | None, new: Node) -> bool:

@@ -154,7 +154,9 @@ class ManifestBuilder:
     ) -> ManifestBuilder:
         """Add a data test (generic when ``test_name`` is set, else singular)."""
         config = {"materialized": "test", "severity": severity, **kw.pop("config", {})}
-        extra = {"test_metadata": {"name": test_name, "kwargs": {}}} if test_name else {}
+        extra: dict[str, Any] = (
+            {"test_metadata": {"name": test_name, "kwargs": {}}} if test_name else {}
+        )
         deps = self._resolve(depends_on)
         if deps:
             extra["attached_node"] = deps[0]
