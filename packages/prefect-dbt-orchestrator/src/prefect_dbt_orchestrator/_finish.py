@@ -16,6 +16,7 @@ from prefect_dbt_orchestrator._artifacts import create_summary_artifact, status_
 from prefect_dbt_orchestrator._context import RunContext
 from prefect_dbt_orchestrator._outcomes import NodeOutcome
 from prefect_dbt_orchestrator._run_results import FILE_NAME, run_results, write_atomically
+from prefect_dbt_orchestrator._savings import CacheSavings
 
 
 def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
@@ -31,6 +32,9 @@ def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
         counts["warn"],
         counts["total"],
     )
+    savings = CacheSavings.of(outcomes)
+    if savings.served:
+        logger.info("Cache: %s", savings.sentence())
     options = ctx.options
     if options.create_summary_artifact:
         create_summary_artifact(outcomes, ctx.manifest)
