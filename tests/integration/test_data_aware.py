@@ -363,3 +363,53 @@ def _summary_artifact(flow_run_id: str) -> Any:
         )
     (artifact,) = artifacts
     return artifact
+
+
+def test_build_after_holds_a_model_back_until_it_is_due(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # orders may be rebuilt once a day: new orders rebuild its staging view, not the table.
+    base = tmp_path_factory.mktemp("data-aware-build-after")
+    project = copy_shop_project(base)
+    marts = project / "models/marts/marts.yml"
+    owner = '        owner: "finance@example.com"\n'
+    marts.write_text(
+        marts.read_text().replace(
+            owner, owner + "      freshness:\n        build_after: {count: 1, period: day}\n"
+        )
+    )
+    path = str(project / "shop.duckdb")
+
+    def execute(sql: str) -> None:
+        with duckdb.connect(path) as con:
+            con.execute(sql)
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(path, read_only=True) as con:
+            return con.execute(sql).fetchall()
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DBT_DUCKDB_PATH", path)
+        orch = _orchestrator(project, base / "cache", exclude_resource_types=frozenset())
+        try:
+            wh = _built(Warehouse("duckdb", orch, "dev", "main", execute, rows))
+            order = next(_ids)
+            wh.execute(wh.new_order(order))
+            plan = orch.plan()
+            assert plan.cache_predictions["model.shop.stg_orders"] == "miss"
+            assert plan.cache_predictions["model.shop.orders"] == "hit"
+            waits = plan.cache_reasons["model.shop.orders"][-1]
+            assert waits.startswith("build_after 1 day: built ")
+            assert "model.shop.orders [model, table] (cache: hit, deferred: " in str(plan)
+            results, flow_run_id = wh.build()
+        finally:
+            orch.close()
+    assert results["model.shop.stg_orders"]["status"] == "success"
+    assert results["model.shop.orders"]["status"] == "cached"
+    assert results["model.shop.orders"]["cache"]["deferred"] == waits
+    # Held back: the table does not have the new order yet (its view does).
+    assert rows(f"select count(*) from main.orders where order_id = {order}") == [(0,)]
+    assert rows(f"select count(*) from main.stg_orders where order_id = {order}") == [(1,)]
+    artifact = _summary_artifact(flow_run_id)
+    assert "1 deferred by freshness.build_after" in artifact.data
+    assert "### Deferred by freshness.build_after (1)" in artifact.data
