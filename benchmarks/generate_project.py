@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/generate_project.py OUT_DIR --models N [--seeds S] [--sources K]
-        [--layers L] [--rng-seed R]
+        [--layers L] [--rng-seed R] [--own-source-tables]
 
 writes the dbt project ``bench`` (profile ``bench``) to ``OUT_DIR``:
 
@@ -11,7 +11,11 @@ writes the dbt project ``bench`` (profile ``bench``) to ``OUT_DIR``:
   default ``bench.duckdb``) and ``postgres`` (``BENCH_PG_HOST``, ``BENCH_PG_PORT``,
   ``BENCH_PG_USER``, ``BENCH_PG_PASSWORD``, ``BENCH_PG_DBNAME``, ``BENCH_PG_SCHEMA``).
 * ``S`` seeds ``seed_<i>`` (20 rows: ``id, category, amount, loaded_at``).
-* ``K`` sources ``raw.src_<k>`` with freshness, each reading a seed's table.
+* ``K`` sources ``raw.src_<k>`` with freshness, each reading a seed's table. With
+  ``--own-source-tables`` each source reads a table of its own instead (the seed
+  ``src_<k>_rows``, which no model refs), and the layer-0 models read the sources in turn, so
+  every source is read and new rows in one source's table reach that source's descendants only
+  (what data-aware caching is measured on).
 * ``N`` models in ``L`` layers ``models/layer_<l>/``: a layer-0 model reads a source or a seed; a
   model of a later layer left-joins 1-3 models of earlier layers on ``id``, so every model has
   the seeds' 20 ids. Models reading a source carry ``-- depends_on: {{ ref('seed_<i>') }}`` so
@@ -85,7 +89,15 @@ class Model:
     tag: str
 
 
-def plan_models(models: int, seeds: int, sources: int, layers: int, rng_seed: int) -> list[Model]:
+def plan_models(
+    models: int,
+    seeds: int,
+    sources: int,
+    layers: int,
+    rng_seed: int,
+    *,
+    own_source_tables: bool = False,
+) -> list[Model]:
     """The models' names, layers and parents, deterministic for the arguments."""
     rng = random.Random(rng_seed)
     layers = max(1, min(layers, models))
@@ -99,7 +111,12 @@ def plan_models(models: int, seeds: int, sources: int, layers: int, rng_seed: in
             tag = _TAGS[len(planned) % len(_TAGS)]
             if layer == 0:
                 use_source = sources > 0 and (seeds == 0 or i % 2 == 0)
-                reads = f"source:{i % sources}" if use_source else f"seed:{i % max(seeds, 1)}"
+                # Without own tables, even models read even sources only (kept for comparable
+                # figures); with them, the sources are read in turn.
+                source = (
+                    (i // 2) % sources if own_source_tables and sources else i % max(sources, 1)
+                )
+                reads = f"source:{source}" if use_source else f"seed:{i % max(seeds, 1)}"
                 planned.append(Model(name, layer, (), reads, tag))
             else:
                 fan_in = min(rng.randint(1, 3), len(earlier))
@@ -119,13 +136,13 @@ def _seed_csv(index: int) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _model_sql(model: Model, seeds: int, sources: int) -> str:
+def _model_sql(model: Model, seeds: int, own_source_tables: bool) -> str:
     if not model.parents:
         kind, index = model.reads.split(":")
         if kind == "source":
-            seed = int(index) % max(seeds, 1)
+            loader = _source_table(int(index), seeds, own_source_tables)
             return (
-                f"-- depends_on: {{{{ ref('seed_{seed}') }}}}\n"
+                f"-- depends_on: {{{{ ref('{loader}') }}}}\n"
                 "select id, category, amount, loaded_at\n"
                 f"from {{{{ source('raw', 'src_{index}') }}}}\n"
             )
@@ -169,7 +186,12 @@ def _schema_yml(models: list[Model]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sources_yml(sources: int, seeds: int) -> str:
+def _source_table(index: int, seeds: int, own_source_tables: bool) -> str:
+    """The seed whose table source ``src_<index>`` reads."""
+    return f"src_{index}_rows" if own_source_tables else f"seed_{index % max(seeds, 1)}"
+
+
+def _sources_yml(sources: int, seeds: int, own_source_tables: bool) -> str:
     lines = [
         "version: 2",
         "sources:",
@@ -182,7 +204,8 @@ def _sources_yml(sources: int, seeds: int) -> str:
         "    tables:",
     ]
     for k in range(sources):
-        lines += [f"      - name: src_{k}", f"        identifier: seed_{k % max(seeds, 1)}"]
+        table = _source_table(k, seeds, own_source_tables)
+        lines += [f"      - name: src_{k}", f"        identifier: {table}"]
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +217,7 @@ def generate(
     sources: int = 10,
     layers: int = 8,
     rng_seed: int = 0,
+    own_source_tables: bool = False,
 ) -> Path:
     """Write the project to ``out_dir`` (replacing what is there) and return it."""
     if models < 1:
@@ -204,22 +228,29 @@ def generate(
         raise ValueError("layer-0 models need a seed or a source to read")
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    planned = plan_models(models, seeds, sources, layers, rng_seed)
+    planned = plan_models(
+        models, seeds, sources, layers, rng_seed, own_source_tables=own_source_tables
+    )
     last = max(m.layer for m in planned)
     (out_dir / "seeds").mkdir(parents=True)
     (out_dir / "dbt_project.yml").write_text(_PROJECT.format(last=last))
     (out_dir / "profiles.yml").write_text(_PROFILES)
     for i in range(seeds):
         (out_dir / "seeds" / f"seed_{i}.csv").write_text(_seed_csv(i))
+    if own_source_tables:
+        for k in range(sources):
+            (out_dir / "seeds" / f"src_{k}_rows.csv").write_text(_seed_csv(seeds + k))
     (out_dir / "models").mkdir()
     if sources:
-        (out_dir / "models" / "sources.yml").write_text(_sources_yml(sources, seeds))
+        (out_dir / "models" / "sources.yml").write_text(
+            _sources_yml(sources, seeds, own_source_tables)
+        )
     for layer in range(last + 1):
         folder = out_dir / "models" / f"layer_{layer}"
         folder.mkdir()
         in_layer = [m for m in planned if m.layer == layer]
         for model in in_layer:
-            (folder / f"{model.name}.sql").write_text(_model_sql(model, seeds, sources))
+            (folder / f"{model.name}.sql").write_text(_model_sql(model, seeds, own_source_tables))
         (folder / "schema.yml").write_text(_schema_yml(in_layer))
     return out_dir
 
@@ -232,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sources", type=int, default=10, help="number of sources (default 10)")
     parser.add_argument("--layers", type=int, default=8, help="model layers (default 8)")
     parser.add_argument("--rng-seed", type=int, default=0, help="wiring seed (default 0)")
+    parser.add_argument(
+        "--own-source-tables",
+        action="store_true",
+        help="each source reads a seed table of its own that no model refs, and every source "
+        "is read (for data-aware caching)",
+    )
     args = parser.parse_args(argv)
     out = generate(
         args.out_dir,
@@ -240,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         sources=args.sources,
         layers=args.layers,
         rng_seed=args.rng_seed,
+        own_source_tables=args.own_source_tables,
     )
     print(out)
 

@@ -292,3 +292,26 @@ def test_an_unknown_method_is_a_clear_error(warehouse: Warehouse) -> None:
 def test_a_node_that_is_not_a_source_is_refused(warehouse: Warehouse) -> None:
     with pytest.raises(KeyError, match="not a source"):
         warehouse.executor.source_fingerprints(["model.shop.stg_orders"])
+
+
+def test_fingerprints_and_dbt_runs_share_a_worker_without_stepping_on_each_other(
+    warehouse: Warehouse,
+) -> None:
+    # The workers keep one dbt graph per manifest; the query's inline node must neither be
+    # missing from the graph of a query after a build (it would return no row) nor stay in the
+    # graph of a run after a query (dbt's test selection would look it up and fail).
+    from dbt_graph import Command, ExecutionRequest, load_manifest
+
+    executor = warehouse.executor
+    manifest = load_manifest(executor.resolve_manifest())
+    seed = manifest.nodes["seed.shop.raw_customers"]
+    unit = manifest.nodes["unit_test.shop.orders.test_orders_paid_ratio"]
+    warehouse.table("items", ITEMS, ITEM_ROWS)
+    for _ in range(2):
+        seeded = executor.execute(ExecutionRequest(command=Command.SEED, nodes=(seed,)))
+        assert seeded.results[seed.unique_id].status.value == "success"
+        assert warehouse.fingerprint("items").detail == "3 rows"
+        tested = executor.execute(ExecutionRequest(command=Command.TEST, nodes=(unit,)))
+        # The unit test's model was never built here: dbt's own error, not a lookup failure.
+        message = tested.results[unit.unique_id].message or ""
+        assert "inline_query" not in message and "did not report" not in message, message

@@ -6,7 +6,9 @@ answer each time; in worker processes (never in the caller's) they are replaced:
 
 * **the graph** (``Compiler.compile``: linking every node, a cycle search, a graph summary) is
   built once per manifest object and kept on it; nothing mutates it (dbt's queues work on
-  copies);
+  copies). An invocation whose manifest holds an inline query's node (``dbt show --inline``,
+  the source fingerprints) gets a graph of its own, not kept: the kept one lacks that node
+  (the query would select nothing), and it must not keep the node once dbt removes it;
 * **plugin discovery** (``PluginManager.get_prefixed_modules``: a scan of every importable module
   named ``dbt_*``) is done once per process;
 * **events below the captured level**: dbt builds a protobuf message for every event (a few
@@ -39,6 +41,8 @@ _exact: frozenset[str] | None = None
 _server: Any = None
 _floor: int | None = None
 _GRAPHS = "_dbt_exec_core_graphs"
+#: The id prefix of the node ``dbt show --inline`` adds to the manifest for one invocation.
+_INLINE = "sql_operation."
 _RANKS = {"debug": 10, "test": 10, "info": 20, "warn": 30, "error": 40}
 #: Events the worker needs whatever their level.
 _ALWAYS = frozenset({"NodeFinished"})
@@ -102,6 +106,8 @@ def _memoise_graph() -> None:
     original = Compiler.compile
 
     def compile(self: Any, manifest: Any, write: bool = True, add_test_edges: bool = False) -> Any:
+        if any(uid.startswith(_INLINE) for uid in manifest.nodes):
+            return original(self, manifest, write, add_test_edges)
         graphs = manifest.__dict__.setdefault(_GRAPHS, {})
         graph = graphs.get(add_test_edges)
         if graph is None:

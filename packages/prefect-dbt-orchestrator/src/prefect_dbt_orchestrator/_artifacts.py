@@ -13,6 +13,7 @@ from typing import Any
 from dbt_graph import Manifest
 
 from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
+from prefect_dbt_orchestrator._savings import CacheSavings
 
 logger = logging.getLogger("prefect_dbt_orchestrator.artifacts")
 
@@ -63,8 +64,9 @@ def status_counts(outcomes: Mapping[str, NodeOutcome]) -> dict[str, int]:
 def summary_markdown(outcomes: Mapping[str, NodeOutcome], manifest: Manifest | None = None) -> str:
     """The summary artifact's markdown.
 
-    Sections: a count table, then errors (with dbt's message), warnings, skipped nodes (with
-    the reason and the failed nodes upstream), cached and successful nodes.
+    Sections: a count table and what the cache saved, then errors (with dbt's message),
+    warnings, skipped nodes (with the reason and the failed nodes upstream), nodes whose
+    ``freshness.build_after`` deferred a rebuild (with why), cached and successful nodes.
     """
     counts = status_counts(outcomes)
     lines = [
@@ -75,6 +77,9 @@ def summary_markdown(outcomes: Mapping[str, NodeOutcome], manifest: Manifest | N
         f"| {counts['success']} | {counts['cached']} | {counts['warn']} | {counts['error']} "
         f"| {counts['skipped']} | {counts['total']} |",
     ]
+    savings = CacheSavings.of(outcomes)
+    if savings.served:
+        lines += ["", f"**Cache:** {savings.sentence()} (what their last real runs took)."]
     by_status: dict[OutcomeStatus, dict[str, NodeOutcome]] = {s: {} for s in OutcomeStatus}
     for uid, outcome in outcomes.items():
         by_status[outcome.status][uid] = outcome
@@ -84,6 +89,7 @@ def summary_markdown(outcomes: Mapping[str, NodeOutcome], manifest: Manifest | N
         lines += ["", f"### Warnings ({len(warned)})", ""]
         lines += [f"- {_label(u, manifest)}: {_one_line(o.message)}" for u, o in warned.items()]
     lines += _skips(by_status[OutcomeStatus.SKIPPED], manifest)
+    lines += _deferred(by_status[OutcomeStatus.CACHED], manifest)
     lines += _listed("Cached", by_status[OutcomeStatus.CACHED], manifest, timed=False)
     lines += _listed("Successful", by_status[OutcomeStatus.SUCCESS], manifest, timed=True)
     return "\n".join(lines) + "\n"
@@ -120,6 +126,15 @@ def _skips(skipped: Mapping[str, NodeOutcome], manifest: Manifest | None) -> lis
     return lines
 
 
+def _deferred(cached: Mapping[str, NodeOutcome], manifest: Manifest | None) -> list[str]:
+    deferred = {u: o.cache.deferred for u, o in cached.items() if o.cache and o.cache.deferred}
+    if not deferred:
+        return []
+    lines = ["", f"### Deferred by freshness.build_after ({len(deferred)})", ""]
+    lines += [f"- {_label(u, manifest)}: {_one_line(why)}" for u, why in deferred.items()]
+    return lines
+
+
 def _listed(
     title: str, listed: Mapping[str, NodeOutcome], manifest: Manifest | None, *, timed: bool
 ) -> list[str]:
@@ -151,11 +166,13 @@ def create_summary_artifact(
         from prefect.artifacts import create_markdown_artifact
 
         counts = status_counts(outcomes)
+        savings = CacheSavings.of(outcomes)
+        saved = f" (saved {savings.seconds:.1f}s of dbt time)" if savings.served else ""
         artifact_id = create_markdown_artifact(
             markdown=summary_markdown(outcomes, manifest),
             key=ARTIFACT_KEY,
             description=(
-                f"dbt build: {counts['success']} success, {counts['cached']} cached, "
+                f"dbt build: {counts['success']} success, {counts['cached']} cached{saved}, "
                 f"{counts['error']} error, {counts['skipped']} skipped"
             ),
         )

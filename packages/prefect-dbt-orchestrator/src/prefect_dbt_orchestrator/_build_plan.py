@@ -23,7 +23,10 @@ class BuildPlan:
         skipped_nodes: Nodes dropped by source-freshness checks: ``{id: {"status", "reason"}}``.
             Nodes outside ``select``/``exclude`` are pruned, not listed.
         estimated_parallelism: Width of the largest wave.
-        cache_reasons: For each predicted miss, why (``"SQL changed"``, ``"never ran"``...).
+        cache_reasons: For each predicted miss, why (``"SQL changed"``, ``"never ran"``,
+            ``"source `raw.orders` has new data since ..."``...); for a hit that a model's
+            ``freshness.build_after`` defers despite new data (data-aware caching), the new
+            data and, last, why it waits.
     """
 
     waves: tuple[Wave, ...]
@@ -48,20 +51,27 @@ class BuildPlan:
                 prediction = predictions.get(node.unique_id)
                 if prediction:
                     reasons = self.cache_reasons.get(node.unique_id)
-                    detail = f": {'; '.join(reasons)}" if prediction == "miss" and reasons else ""
-                    line += f" (cache: {prediction}{detail})"
+                    line += f" (cache: {_shown(prediction, reasons)})"
                 lines.append(line)
         if predictions:
             counts = {k: sum(1 for v in predictions.values() if v == k) for k in ("hit", "miss")}
             excluded = sum(1 for v in predictions.values() if v == "excluded")
-            lines += [
-                "",
-                f"  Cache: {counts['hit']} hit(s), {counts['miss']} miss(es), {excluded} excluded",
-            ]
+            deferred = sum(
+                1 for u, v in predictions.items() if v == "hit" and u in self.cache_reasons
+            )
+            hits = f"{counts['hit']} hit(s)" + (f" ({deferred} deferred)" if deferred else "")
+            lines += ["", f"  Cache: {hits}, {counts['miss']} miss(es), {excluded} excluded"]
         if self.skipped_nodes:
             lines += ["", f"  Skipped ({len(self.skipped_nodes)}):"]
             lines += [f"    - {uid}: {info['reason']}" for uid, info in self.skipped_nodes.items()]
         return "\n".join(lines)
+
+
+def _shown(prediction: str, reasons: tuple[str, ...] | None) -> str:
+    """``miss: SQL changed``, ``hit``, ``hit, deferred: <new data>; <why it waits>``."""
+    if not reasons or prediction not in ("hit", "miss"):
+        return prediction
+    return f"{prediction}{', deferred' if prediction == 'hit' else ''}: {'; '.join(reasons)}"
 
 
 def preview(ctx: RunContext) -> BuildPlan:
@@ -73,7 +83,7 @@ def preview(ctx: RunContext) -> BuildPlan:
         for uid in ctx.plan.nodes:
             decision = ctx.cache.predict(uid)
             predictions[uid] = decision.outcome
-            if decision.outcome == "miss":
+            if decision.outcome in ("miss", "hit") and decision.reasons:
                 reasons[uid] = decision.reasons
     return BuildPlan(
         waves=ctx.plan.waves,

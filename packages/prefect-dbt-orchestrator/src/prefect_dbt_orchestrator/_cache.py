@@ -24,7 +24,13 @@ from dbt_cachekeys import (
     compute_keys,
     predict,
 )
-from dbt_graph import ExecutionPlan, Manifest, ResourceType, SourceFreshness
+from dbt_graph import (
+    ExecutionPlan,
+    Manifest,
+    ResourceType,
+    SourceFingerprint,
+    SourceFreshness,
+)
 
 from prefect_dbt_orchestrator._config import CacheConfig
 from prefect_dbt_orchestrator._outcomes import CacheHit, NodeOutcome, OutcomeStatus
@@ -44,7 +50,8 @@ class NodeCache:
     """The cache of one ``run_build()``/``plan()`` call.
 
     Keys come from :mod:`dbt_cachekeys` (own text, config, relation, macros, upstream keys,
-    target, vars, CLI args, full refresh). Hits are decided in the scheduling thread, when a node's
+    target, vars, CLI args, full refresh; with ``CacheConfig(data_aware=True)`` also the data
+    fingerprints of upstream sources). Hits are decided in the scheduling thread, when a node's
     parents have resolved, by a :class:`dbt_cachekeys.CacheSession`; ``plan()`` replays the same
     rules with :func:`dbt_cachekeys.predict`, so its predictions agree with the run.
     """
@@ -63,11 +70,13 @@ class NodeCache:
         self.keys = keys
         self.key_store = key_store
         self.full_refresh = full_refresh
+        excluded = config.exclude_materializations
         self.policy = CachePolicy(
             expiration=config.expiration,
             use_source_freshness_expiration=config.use_source_freshness_expiration,
-            exclude_materializations=frozenset(config.exclude_materializations),
+            exclude_materializations=frozenset(excluded) if excluded is not None else None,
             exclude_resource_types=frozenset(config.exclude_resource_types),
+            data_aware=config.data_aware,
         )
         # A unit test runs before the model it tests, which is its data parent in the manifest:
         # it cannot wait for that parent's token, and it checks code that just changed anyway.
@@ -95,6 +104,7 @@ class NodeCache:
         target: str | None,
         vars: Mapping[str, Any],
         extra_args: Sequence[str] = (),
+        fingerprints: Mapping[str, SourceFingerprint] | None = None,
     ) -> NodeCache:
         """Compute the keys of a run and open its key store.
 
@@ -102,6 +112,8 @@ class NodeCache:
             target: The effective target (``ProjectConfig.target``): a run with ``target=None``
                 and one naming the profile's default share keys.
             vars: The effective vars (``ProjectConfig.vars``).
+            fingerprints: The upstream sources' data fingerprints (``config.data_aware``);
+                a source missing here counts as changed.
         """
         files = ProjectFiles(project_dir, root_package=manifest.project_name)
         keys = compute_keys(
@@ -111,6 +123,7 @@ class NodeCache:
             vars=vars,
             full_refresh=full_refresh,
             cli_args=extra_args,
+            fingerprints=(fingerprints or {}) if config.data_aware else None,
         )
         return cls(
             config,
@@ -166,12 +179,17 @@ class NodeCache:
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("the cached result %s is malformed (re-running): %s", record.token, exc)
             return None
+        saved = record.execution_time
+        if saved is None and outcome.timing is not None:  # a record from before it was kept
+            saved = outcome.timing.execution_time
+        hit = CacheHit(
+            stored_at=record.finished_at.isoformat(),
+            key=record.key,
+            execution_time=saved,
+            deferred=decision.reasons[-1] if decision.deferred else None,
+        )
         return replace(
-            outcome,
-            status=OutcomeStatus.CACHED,
-            timing=None,
-            invocation=None,
-            cache=CacheHit(stored_at=record.finished_at.isoformat(), key=record.key),
+            outcome, status=OutcomeStatus.CACHED, timing=None, invocation=None, cache=hit
         )
 
     def record(self, unique_id: str, outcome: NodeOutcome) -> None:
@@ -181,7 +199,10 @@ class NodeCache:
         if outcome.status is not OutcomeStatus.SUCCESS:
             self.session.record_failure(unique_id)
         else:
-            record = self.session.record_success(unique_id, finished_at=datetime.now(UTC))
+            seconds = outcome.timing.execution_time if outcome.timing is not None else None
+            record = self.session.record_success(
+                unique_id, finished_at=datetime.now(UTC), execution_time=seconds
+            )
             if self._decisions.get(unique_id) is not CacheStatus.EXCLUDED:
                 self.results.write(record.token, outcome.to_dict())
 

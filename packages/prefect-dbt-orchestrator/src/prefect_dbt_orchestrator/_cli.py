@@ -3,7 +3,7 @@
 Flags follow dbt's (``-s/--select``, ``--exclude``, ``--selector``, ``-t/--target``, ``--vars``,
 ``--full-refresh``, ``--project-dir``, ``--profiles-dir``) plus the orchestrator's own
 (``--mode``, ``--concurrency``, ``--retries``, ``--test-strategy``, ``--cache``,
-``--only-fresh-sources``).
+``--data-aware``, ``--only-fresh-sources``).
 
 ``build`` runs inside a Prefect flow named ``dbt-build`` (with no Prefect API configured,
 Prefect starts its own temporary local server), shows progress per node, writes dbt's
@@ -140,6 +140,12 @@ def _add_orchestrator_flags(ours: Any) -> None:
         help="per-node: reuse results of unchanged nodes across runs",
     )
     ours.add_argument(
+        "--data-aware",
+        action="store_true",
+        help="per-node: cache with data-aware keys (implies --cache): also reuse results whose "
+        "upstream sources have no new data",
+    )
+    ours.add_argument(
         "--only-fresh-sources",
         action="store_true",
         help="skip nodes fed by sources that fail `dbt source freshness`",
@@ -202,7 +208,7 @@ def _non_negative(text: str) -> int:
 
 
 def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
-    from prefect_dbt_orchestrator import CacheConfig, PrefectDbtOrchestrator, PrefectDbtSettings
+    from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
 
     fields: dict[str, Any] = {}
     if args.project_dir is not None:
@@ -215,9 +221,17 @@ def _orchestrator(args: argparse.Namespace) -> PrefectDbtOrchestrator:
         test_strategy=args.test_strategy,
         retries=args.retries,
         concurrency=args.concurrency,
-        cache=CacheConfig() if args.cache else None,
+        cache=_cache_config(args),
         write_run_results=args.command == "build",
     )
+
+
+def _cache_config(args: argparse.Namespace) -> Any:
+    from prefect_dbt_orchestrator import CacheConfig
+
+    if args.data_aware:
+        return CacheConfig(data_aware=True)
+    return CacheConfig() if args.cache else None
 
 
 def _selection(args: argparse.Namespace, vars: Mapping[str, Any] | None) -> dict[str, Any]:

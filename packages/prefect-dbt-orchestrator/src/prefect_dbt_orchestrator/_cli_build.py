@@ -18,6 +18,7 @@ from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
 from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
 from prefect_dbt_orchestrator._progress import Progress, ProgressExecutor
+from prefect_dbt_orchestrator._savings import CacheSavings
 
 FLOW_NAME = "dbt-build"
 #: Skipped nodes listed by name in the summary at most.
@@ -149,10 +150,12 @@ def _print_summary(
     out: TextIO,
 ) -> None:
     counts = status_counts(outcomes)
+    savings = CacheSavings.of(outcomes)
     print(
         f"\nFinished in {progress.elapsed():.1f}s: {counts['success']} success, "
         f"{counts['cached']} cached, {counts['error']} error, {counts['skipped']} skipped, "
-        f"{counts['warn']} warn ({counts['total']} node(s)).",
+        f"{counts['warn']} warn ({counts['total']} node(s))."
+        + (f" {savings.sentence()}." if savings.served else ""),
         file=out,
     )
     errors = {u: o for u, o in outcomes.items() if o.status is OutcomeStatus.ERROR}

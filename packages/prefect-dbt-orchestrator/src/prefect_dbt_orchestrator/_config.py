@@ -84,20 +84,37 @@ class CacheConfig:
             machines that share result storage share the keys too.
         use_source_freshness_expiration: Derive each node's TTL from its upstream sources'
             freshness thresholds, overriding ``expiration`` where it can be computed.
-        exclude_materializations: Materializations never served from cache.
+        exclude_materializations: Materializations never served from cache. Left out (or
+            ``None``), it is ``{"incremental"}``, or nothing when ``data_aware`` is set: an
+            incremental model whose inputs have no new data has nothing to add. The resolved
+            set is what the attribute holds, so ``dataclasses.replace(config, data_aware=True)``
+            keeps it; pass ``exclude_materializations=None`` there to resolve it again.
         exclude_resource_types: Resource types never served from cache.
+        data_aware: Keys also cover the data of the sources upstream of each node (their
+            fingerprints, taken before the run), so a rerun after new rows landed in one
+            source rebuilds that source's descendants only; models' ``freshness.build_after``
+            is honoured. A source that cannot be fingerprinted counts as changed every time.
 
     Example:
         >>> from datetime import timedelta
         >>> CacheConfig(expiration=timedelta(hours=24)).exclude_materializations
         frozenset({'incremental'})
+        >>> CacheConfig(data_aware=True).exclude_materializations
+        frozenset()
     """
 
     expiration: timedelta | None = None
     result_storage: Path | str | Any | None = None
     key_storage: Path | str | Any | None = None
     use_source_freshness_expiration: bool = False
-    exclude_materializations: frozenset[str] = frozenset({"incremental"})
+    # None is resolved per mode in __post_init__: the attribute always holds a frozenset.
+    exclude_materializations: frozenset[str] | None = None
     exclude_resource_types: frozenset[ResourceType] = field(
         default=frozenset({ResourceType.TEST, ResourceType.SNAPSHOT, ResourceType.UNIT_TEST})
     )
+    data_aware: bool = False
+
+    def __post_init__(self) -> None:
+        if self.exclude_materializations is None:
+            default = frozenset() if self.data_aware else frozenset({"incremental"})
+            object.__setattr__(self, "exclude_materializations", default)

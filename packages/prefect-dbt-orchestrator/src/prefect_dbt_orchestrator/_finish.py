@@ -22,6 +22,7 @@ from prefect_dbt_orchestrator._run_results import (
     run_results,
     write_atomically,
 )
+from prefect_dbt_orchestrator._savings import CacheSavings
 
 MANIFEST_FILE = "manifest.json"
 
@@ -40,6 +41,9 @@ def finish_run(ctx: RunContext, outcomes: Mapping[str, NodeOutcome]) -> None:
         counts["warn"],
         counts["total"],
     )
+    savings = CacheSavings.of(outcomes)
+    if savings.served:
+        logger.info("Cache: %s", savings.sentence())
     options = ctx.options
     if options.create_summary_artifact:
         create_summary_artifact(outcomes, ctx.manifest)

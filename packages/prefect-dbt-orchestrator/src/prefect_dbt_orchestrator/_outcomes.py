@@ -90,10 +90,45 @@ class Failure:
 
 @dataclass(frozen=True, kw_only=True)
 class CacheHit:
-    """Where a cached outcome came from: when it was stored, and under which key."""
+    """Where a cached outcome came from, and what serving it saved.
+
+    Attributes:
+        stored_at: When the run that stored it finished (ISO 8601).
+        key: The cache key it was stored under.
+        execution_time: dbt's own seconds for the node in that run: the dbt time this hit
+            saved (``None`` when unknown).
+        deferred: Why it was served although its inputs have new data (data-aware caching:
+            the model's ``freshness.build_after`` waits), or ``None`` for an unchanged node.
+    """
 
     stored_at: str
     key: str
+    execution_time: float | None = None
+    deferred: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result dict's ``cache`` entry: only the keys that apply.
+
+        >>> CacheHit(stored_at="2026-01-01T00:00:00+00:00", key="k", execution_time=1.5).to_dict()
+        {'stored_at': '2026-01-01T00:00:00+00:00', 'key': 'k', 'execution_time': 1.5}
+        """
+        out: dict[str, Any] = {"stored_at": self.stored_at, "key": self.key}
+        if self.execution_time is not None:
+            out["execution_time"] = self.execution_time
+        if self.deferred is not None:
+            out["deferred"] = self.deferred
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CacheHit:
+        """Read :meth:`to_dict` output back (keys it does not know are ignored)."""
+        seconds = data.get("execution_time")
+        return cls(
+            stored_at=data["stored_at"],
+            key=data["key"],
+            execution_time=float(seconds) if seconds is not None else None,
+            deferred=data.get("deferred"),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +196,7 @@ class NodeOutcome:
             if self.error.invocation_error is not None:
                 out["error"]["invocation_error"] = self.error.invocation_error
         if self.cache is not None:
-            out["cache"] = {"stored_at": self.cache.stored_at, "key": self.cache.key}
+            out["cache"] = self.cache.to_dict()
         return out
 
     @classmethod
@@ -196,7 +231,7 @@ class NodeOutcome:
             )
             if error
             else None,
-            cache=CacheHit(stored_at=cache["stored_at"], key=cache["key"]) if cache else None,
+            cache=CacheHit.from_dict(cache) if cache else None,
         )
 
 

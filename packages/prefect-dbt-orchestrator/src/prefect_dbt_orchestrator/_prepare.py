@@ -21,6 +21,7 @@ from dbt_graph import (
 
 from prefect_dbt_orchestrator._cache import NodeCache
 from prefect_dbt_orchestrator._context import BuildArgs, RunContext, RunOptions
+from prefect_dbt_orchestrator._fingerprinting import take_fingerprints
 from prefect_dbt_orchestrator._outcomes import NodeOutcome, stale_source_skip
 from prefect_dbt_orchestrator._project import ProjectConfig
 
@@ -59,7 +60,7 @@ def prepare(options: RunOptions, executor: Executor, args: BuildArgs) -> RunCont
         target=args.target,
         vars=args.vars,
         extra_args=extra_args,
-        cache=_cache(options, manifest, plan, freshness, args, extra_args),
+        cache=_cache(options, executor, manifest, plan, freshness, args, extra_args),
     )
 
 
@@ -103,6 +104,7 @@ def _drop_stale(
 
 def _cache(
     options: RunOptions,
+    executor: Executor,
     manifest: Manifest,
     plan: ExecutionPlan,
     freshness: Mapping[str, SourceFreshness],
@@ -112,6 +114,12 @@ def _cache(
     if options.cache is None:
         return None
     project = ProjectConfig.read(options.settings)
+    fingerprints = None
+    if options.cache.data_aware:
+        # Before anything runs, for what the plan runs: see _fingerprinting.
+        fingerprints = take_fingerprints(
+            executor, manifest, plan.nodes, target=args.target, vars=args.vars
+        )
     return NodeCache.create(
         options.cache,
         manifest=manifest,
@@ -122,4 +130,5 @@ def _cache(
         target=project.target(args.target),
         vars=project.vars(args.vars),
         extra_args=extra_args,
+        fingerprints=fingerprints,
     )
