@@ -20,7 +20,7 @@ from prefect_dbt_orchestrator._config import (
 from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._finish import finish_run
-from prefect_dbt_orchestrator._outcomes import OutcomeStatus
+from prefect_dbt_orchestrator._outcomes import OutcomeStatus, results_of
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
 from prefect_dbt_orchestrator._prepare import prepare
@@ -231,7 +231,7 @@ class PrefectDbtOrchestrator:
         for uid, skip in ctx.stale_skips.items():
             outcomes.setdefault(uid, skip)
         finish_run(ctx, outcomes)
-        results = {uid: outcome.to_dict() for uid, outcome in outcomes.items()}
+        results = results_of(outcomes)
         failed = any(o.status is OutcomeStatus.ERROR for o in outcomes.values())
         if failed and ctx.options.raise_on_failure:
             raise DbtBuildFailed(results)
