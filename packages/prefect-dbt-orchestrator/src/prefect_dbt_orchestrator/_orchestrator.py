@@ -9,6 +9,7 @@ from typing import Any
 from dbt_graph import Executor, TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan, preview
+from prefect_dbt_orchestrator._collector import collector_paused, heap_frozen
 from prefect_dbt_orchestrator._config import (
     CacheConfig,
     ExecutionMode,
@@ -179,7 +180,8 @@ class PrefectDbtOrchestrator:
             extra_cli_args=tuple(extra_cli_args) if extra_cli_args is not None else None,
             vars=vars,
         )
-        return preview(prepare(self._options(), self.executor, args))
+        with collector_paused():
+            return preview(prepare(self._options(), self.executor, args))
 
     def run_build(
         self,
@@ -223,15 +225,17 @@ class PrefectDbtOrchestrator:
             vars=vars,
         )
         executor = self.executor
-        ctx = prepare(self._options(), executor, args)
-        if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
-            outcomes = run_per_wave(ctx, executor)
-        else:
-            outcomes = run_per_node(ctx, executor)
-        for uid, skip in ctx.stale_skips.items():
-            outcomes.setdefault(uid, skip)
-        finish_run(ctx, outcomes)
-        results = results_of(outcomes)
+        with collector_paused():
+            ctx = prepare(self._options(), executor, args)
+        with heap_frozen():
+            if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
+                outcomes = run_per_wave(ctx, executor)
+            else:
+                outcomes = run_per_node(ctx, executor)
+            for uid, skip in ctx.stale_skips.items():
+                outcomes.setdefault(uid, skip)
+            finish_run(ctx, outcomes)
+            results = results_of(outcomes)
         failed = any(o.status is OutcomeStatus.ERROR for o in outcomes.values())
         if failed and ctx.options.raise_on_failure:
             raise DbtBuildFailed(results)
