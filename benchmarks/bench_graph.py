@@ -22,12 +22,13 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from dbt_graph import (
     critical_path,
     estimate_wall_time,
     load_manifest,
+    parse_manifest,
     select,
 )
 from generate_project import generate
@@ -189,14 +191,16 @@ def big_plan(project: Path, manifest_path: Path, store_dir: Path, repeat: int = 
     """Each step of a plan with cache predictions, and all of them from the file, timed."""
     manifest = load_manifest(manifest_path)
     files = ProjectFiles(project, root_package=manifest.project_name)
-    load, _ = measure(lambda: load_manifest(manifest_path), repeat)
-    fresh = iter([load_manifest(manifest_path) for _ in range(repeat)])
+    cold = ColdCopies(manifest_path, store_dir / "copies")
+    load, _ = measure(lambda: load_manifest(cold.path()), repeat)
+    fresh = iter([load_manifest(cold.path()) for _ in range(repeat)])
     chosen, selected = measure(lambda: select(next(fresh), None), repeat)
     plan, planned = measure(lambda: build_plan(manifest, selected), repeat)
     keyed, keys = measure(
         lambda: compute_keys(manifest, read_file=files, target="duckdb", vars={}), repeat
     )
-    store = LocalKeyStore(store_dir)
+    # Under the project's name, where the orchestrator's CacheConfig(key_storage=...) looks.
+    store = LocalKeyStore(store_dir / manifest.project_name)
     empty, _ = measure(lambda: predict(keys, store, selected=keys, now=_NOW), repeat)
     session = CacheSession(keys, store, selected=keys, policy=CachePolicy())
     for uid in keys:  # fill the store, as a finished run leaves it
@@ -211,10 +215,13 @@ def big_plan(project: Path, manifest_path: Path, store_dir: Path, repeat: int = 
     print(f"  predict, empty key store:      {empty}")
     print(f"  predict, full key store:       {full}")
     for label, expression in (("everything", None), ("tag:daily", "tag:daily")):
-        for kind, directory in (("empty", store_dir / "none"), ("full", store_dir)):
+        for kind, directory in (
+            ("empty", store_dir / "none"),
+            ("full", store_dir / manifest.project_name),
+        ):
             total, (n, hits) = measure(
                 lambda e=expression, d=directory: plan_with_predictions(
-                    manifest_path, project, e, LocalKeyStore(d)
+                    cold.path(), project, e, LocalKeyStore(d)
                 ),
                 repeat,
             )
@@ -222,6 +229,74 @@ def big_plan(project: Path, manifest_path: Path, store_dir: Path, repeat: int = 
                 f"  all of it from the file, {label}, {kind} key store: {total} "
                 f"({n} nodes, {hits} predicted hits)"
             )
+    orchestrator_plan(project, cold, store_dir, repeat)
+
+
+class ColdCopies:
+    """A copy of the manifest at a new path for each call: ``load_manifest`` shares a manifest
+    between loads of one file while it is in use, and these timings are of a first load."""
+
+    def __init__(self, manifest_path: Path, directory: Path) -> None:
+        self.manifest_path, self.directory = manifest_path, directory
+        self.made = 0
+
+    def path(self) -> Path:
+        self.made += 1
+        copy = self.directory / str(self.made) / "manifest.json"
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(self.manifest_path, copy)
+        return copy
+
+
+def orchestrator_plan(project: Path, cold: ColdCopies, store_dir: Path, repeat: int) -> None:
+    """``PrefectDbtOrchestrator.plan()`` itself, with a cache, dbt replaced by ``FakeExecutor``
+    (``store_dir``: the ``key_storage`` that ``big_plan`` filled).
+
+    Also with the cyclic collector left running during the call (the orchestrator pauses it),
+    to show what the pause saves, side by side.
+    """
+    import contextlib
+
+    from dbt_graph.testing import FakeExecutor
+    from prefect_dbt_orchestrator import (
+        CacheConfig,
+        PrefectDbtOrchestrator,
+        PrefectDbtSettings,
+        _orchestrator,
+    )
+
+    def fakes() -> Iterator[tuple[Path, FakeExecutor]]:
+        """Made before the clock starts; the fake's manifest is parsed apart, so that
+        plan()'s own load is a first one."""
+        for _ in range(repeat):
+            path = cold.path()
+            yield path, FakeExecutor(parse_manifest(json.loads(path.read_bytes()), path=path))
+
+    def plan_once(kind: str, made: Iterator[tuple[Path, FakeExecutor]]) -> object:
+        path, fake = next(made)
+        orch = PrefectDbtOrchestrator(
+            settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
+            manifest_path=path,
+            executor=fake,
+            execution_mode="per_node",
+            cache=CacheConfig(
+                key_storage=store_dir if kind == "full" else store_dir / "none",
+                result_storage=store_dir / "results",
+            ),
+        )
+        return orch.plan(target="duckdb")
+
+    paused = _orchestrator.collector_paused
+    for label, pause in (("collector paused (as shipped)", paused), ("collector running", None)):
+        _orchestrator.collector_paused = pause or contextlib.nullcontext  # type: ignore[assignment]
+        try:
+            for kind in ("empty", "full"):
+                made = iter(list(fakes()))
+                timing, plan = measure(lambda k=kind, m=made: plan_once(k, m), repeat)
+                hits = sum(v == "hit" for v in (plan.cache_predictions or {}).values())  # type: ignore[attr-defined]
+                print(f"  plan() with a cache, {kind} key store, {label}: {timing} ({hits} hits)")
+        finally:
+            _orchestrator.collector_paused = paused
 
 
 _NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
@@ -263,16 +338,22 @@ def main() -> None:
     print(f"nodes: {len(manifest.nodes)} ({counts})")
     print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
     if args.big_plan:
-        big_plan(project, manifest_path, Path(tempfile.mkdtemp(prefix="bench-keys-")))
+        store_dir = Path(tempfile.mkdtemp(prefix="bench-keys-"))
+        try:
+            big_plan(project, manifest_path, store_dir)
+        finally:
+            shutil.rmtree(store_dir, ignore_errors=True)
         return
 
-    load, _ = measure(lambda: load_manifest(manifest_path), 5)
+    copies = Path(tempfile.mkdtemp(prefix="bench-graph-copies-"))
+    cold = ColdCopies(manifest_path, copies)
+    load, _ = measure(lambda: load_manifest(cold.path()), 5)
     print(f"load_manifest: {load}")
     print(scheduling_timing())
     for expression in EXPRESSIONS:
         # A fresh manifest object per run: select() builds the parent/child maps, as it would
         # in a new process.
-        fresh = iter([load_manifest(manifest_path) for _ in range(3)])
+        fresh = iter([load_manifest(cold.path()) for _ in range(3)])
         chosen, selected = measure(
             lambda e=expression, f=fresh: select(next(f), e, resource_types=["all"]), 3
         )
@@ -290,6 +371,7 @@ def main() -> None:
             f"  dbt ls / select:           {ls.wall / max(chosen.wall, 1e-6):.0f}x wall, "
             f"{ls.cpu / max(chosen.cpu, 1e-6):.0f}x CPU"
         )
+    shutil.rmtree(copies, ignore_errors=True)
 
 
 if __name__ == "__main__":

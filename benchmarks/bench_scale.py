@@ -19,8 +19,9 @@ another's memory, threads or caches:
 * **fake_per_wave**, **fake_per_node**: the same with ``dbt_graph.testing.FakeExecutor``
   instead of dbt: what the orchestrator and Prefect cost per node, alone.
 
-Memory is sampled every 0.25 s during the timed part (``_memory.TreeSampler``) and reported
-as peak summed PSS (RSS in brackets; see ``_memory``). ``--leak-builds N`` then runs N
+Memory is sampled every 0.25 s during the timed part by a process of its own
+(``_memory.TreeSampler``; its CPU is nobody's row's) and reported as peak summed PSS (RSS in
+brackets; see ``_memory``). ``--leak-builds N`` then runs N
 consecutive PER_NODE builds of a ``--leak-models`` project in one process, each in a new flow
 with a new orchestrator, and reports the flow process's own memory after each.
 

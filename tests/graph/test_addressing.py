@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,6 +96,18 @@ def test_identical_nodes_cannot_be_told_apart() -> None:
 def test_unknown_node_raises_key_error(tricky: Manifest) -> None:
     with pytest.raises(KeyError, match=r"model\.p\.nope"):
         node_selector("model.p.nope", tricky)
+
+
+def test_a_manifest_addressed_once_is_freed_when_dropped() -> None:
+    # The index node_selector keeps per manifest must not keep the manifest alive: a
+    # long-lived process (a Prefect worker running build after build) would hold every
+    # manifest it ever addressed.
+    manifest = ManifestBuilder().model("a").model("b", depends_on=["a"]).build()
+    assert node_selector("model.p.b", manifest) == "fqn:p.b"
+    alive = weakref.ref(manifest)
+    del manifest
+    gc.collect()
+    assert alive() is None
 
 
 def test_addressing_every_node_of_a_large_project_is_fast() -> None:

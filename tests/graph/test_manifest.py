@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import gc
 import json
 import pickle
+import weakref
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,32 @@ def test_not_a_manifest_at_all(tmp_path: Path) -> None:
     path.write_text(json.dumps([1, 2]))
     with pytest.raises(ManifestError, match="JSON object"):
         load_manifest(path)
+
+
+def test_a_file_loaded_again_while_its_manifest_is_in_use_is_not_parsed_again(
+    tmp_path: Path,
+) -> None:
+    # The orchestrator and the executor of one build both load the file: one copy, not two.
+    path = ManifestBuilder().model("a").write(tmp_path)
+    first = load_manifest(path)
+    assert load_manifest(path) is first
+    assert load_manifest(str(path)) is first
+
+
+def test_a_changed_file_is_parsed_again(tmp_path: Path) -> None:
+    path = ManifestBuilder().model("a").write(tmp_path)
+    first = load_manifest(path)
+    ManifestBuilder().model("a").model("b").write(tmp_path)
+    second = load_manifest(path)
+    assert second is not first
+    assert set(second.nodes) == {"model.p.a", "model.p.b"}
+
+
+def test_a_manifest_no_longer_in_use_is_freed_and_parsed_again(tmp_path: Path) -> None:
+    path = ManifestBuilder().model("a").write(tmp_path)
+    first = load_manifest(path)
+    alive = weakref.ref(first)
+    del first
+    gc.collect()
+    assert alive() is None
+    assert load_manifest(path).node("model.p.a").name == "a"

@@ -34,6 +34,19 @@ def test_success_results_have_timing_and_invocation(project, chain_manifest) -> 
     assert all(r.command.value == "build" for r in executor.requests)
 
 
+def test_the_nodes_of_a_wave_share_one_args_list(project, chain_manifest) -> None:
+    # A wave's --select names every node of the wave: one list per node would hold the square
+    # of the wave's size in entries.
+    orch, _ = run(project, chain_manifest)
+    results = orch.run_build()
+    wave = orch.plan().waves[0].nodes
+    assert len(wave) > 1
+    args = [results[node.unique_id]["invocation"]["args"] for node in wave]
+    assert all(a is args[0] for a in args)
+    assert args[0][:2] == ["build", "--select"]
+    assert {n.unique_id for n in wave} <= set(args[0])
+
+
 def test_warn_test_is_success_with_dbt_status_warn(project, chain_manifest) -> None:
     orch, _ = run(project, chain_manifest, {"test.p.warn_other": NodeStatus.WARN})
     results = orch.run_build()

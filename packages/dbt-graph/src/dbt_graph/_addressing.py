@@ -139,7 +139,9 @@ class _FqnIndex:
     """
 
     def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
+        # The nodes, not the manifest: the index is the value of a weak-keyed mapping whose key
+        # is the manifest, and a value that refers to its key keeps the entry alive for ever.
+        self.nodes = manifest.nodes
         self.keys: defaultdict[tuple[object, ...], set[str]] = defaultdict(set)
         for node in manifest.nodes.values():
             if node.resource_type is ResourceType.SOURCE or not node.fqn:
@@ -159,7 +161,7 @@ class _FqnIndex:
 
     def matches(self, value: str) -> set[str]:
         """unique_ids of the (non-source) nodes ``fqn:<value>`` matches."""
-        nodes = self.manifest.nodes
+        nodes = self.nodes
         if _WILDCARDS.intersection(value):
             candidates: Iterable[str] = nodes
         else:

@@ -8,8 +8,10 @@ Pydantic validates the external JSON at this edge (:mod:`dbt_graph._wire`); ever
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,7 +83,9 @@ def load_manifest(path: str | Path) -> Manifest:
         path: The manifest file, usually ``<project>/target/manifest.json``.
 
     Returns:
-        The parsed manifest.
+        The parsed manifest. While a manifest loaded from the same path with the same content
+        is still in use, that same (immutable) object: the orchestrator and the executor of
+        one build both read the file, and a second copy costs as much memory as the first.
 
     Raises:
         ManifestError: The file is missing, is not JSON, has an unsupported schema version or a
@@ -108,6 +112,12 @@ def load_manifest(path: str | Path) -> Manifest:
         ) from None
     except OSError as exc:
         raise ManifestError(f"cannot read the manifest: {exc}", path=str(file)) from exc
+    # The content's digest, not the file's mtime: a manifest rewritten within the clock's
+    # resolution is never mistaken for the old one (hashing costs ~5 % of parsing).
+    key = (str(file), hashlib.sha1(text, usedforsecurity=False).digest())
+    live = _LIVE.get(key)
+    if live is not None:
+        return live
     with _collector_paused():
         try:
             data = json.loads(text)
@@ -116,7 +126,13 @@ def load_manifest(path: str | Path) -> Manifest:
                 f"the file is not valid JSON ({exc}). It may be truncated: run `dbt parse` again.",
                 path=str(file),
             ) from exc
-        return parse_manifest(data, path=file)
+        manifest = parse_manifest(data, path=file)
+    _LIVE[key] = manifest
+    return manifest
+
+
+#: Manifests in use, by the path they were loaded from and their file's digest.
+_LIVE: weakref.WeakValueDictionary[tuple[str, bytes], Manifest] = weakref.WeakValueDictionary()
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from typing import Any
 from dbt_graph import Executor, TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan, preview
+from prefect_dbt_orchestrator._collector import collector_paused, heap_frozen
 from prefect_dbt_orchestrator._config import (
     CacheConfig,
     ExecutionMode,
@@ -22,7 +23,7 @@ from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
 from prefect_dbt_orchestrator._errors import DbtBuildFailed
 from prefect_dbt_orchestrator._executors import executor_class
 from prefect_dbt_orchestrator._finish import finish_run
-from prefect_dbt_orchestrator._outcomes import OutcomeStatus
+from prefect_dbt_orchestrator._outcomes import OutcomeStatus, results_of
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
 from prefect_dbt_orchestrator._prepare import prepare
@@ -183,7 +184,8 @@ class PrefectDbtOrchestrator:
             extra_cli_args=tuple(extra_cli_args) if extra_cli_args is not None else None,
             vars=vars,
         )
-        return preview(prepare(self._options(), self.executor, args))
+        with collector_paused():
+            return preview(prepare(self._options(), self.executor, args))
 
     def run_build(
         self,
@@ -230,15 +232,17 @@ class PrefectDbtOrchestrator:
         # One scope for the whole run, its preparation included: a dbt Cloud compile job made
         # to resolve the manifest belongs to the build and is swept with it.
         with _run_scope(executor, options):
-            ctx = prepare(options, executor, args)
-            if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
-                outcomes = run_per_wave(ctx, executor)
-            else:
-                outcomes = run_per_node(ctx, executor)
-        for uid, skip in ctx.stale_skips.items():
-            outcomes.setdefault(uid, skip)
-        finish_run(ctx, outcomes)
-        results = {uid: outcome.to_dict() for uid, outcome in outcomes.items()}
+            with collector_paused():
+                ctx = prepare(options, executor, args)
+            with heap_frozen():
+                if ctx.options.execution_mode is ExecutionMode.PER_WAVE:
+                    outcomes = run_per_wave(ctx, executor)
+                else:
+                    outcomes = run_per_node(ctx, executor)
+                for uid, skip in ctx.stale_skips.items():
+                    outcomes.setdefault(uid, skip)
+                finish_run(ctx, outcomes)
+                results = results_of(outcomes)
         failed = any(o.status is OutcomeStatus.ERROR for o in outcomes.values())
         if failed and ctx.options.raise_on_failure:
             raise DbtBuildFailed(results)

@@ -162,11 +162,16 @@ class NodeOutcome:
     error: Failure | None = None
     cache: CacheHit | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, shared_args: dict[int, list[str]] | None = None) -> dict[str, Any]:
         """The guide's result dict: only the keys that apply, as JSON-ready values.
 
         ``message`` is there for every node that ran or was served from cache (even when dbt
         gave none), and for no other.
+
+        Args:
+            shared_args: Invocation ``args`` lists already made, by ``id`` of the args tuple:
+                the dicts of outcomes that share an args tuple then share one list (see
+                :func:`results_of`).
 
         >>> NodeOutcome(status=OutcomeStatus.SKIPPED, reason="upstream failure",
         ...             failed_upstream=("model.p.a",)).to_dict()
@@ -183,10 +188,13 @@ class NodeOutcome:
             out["message"] = self.message
             out["timing"] = self.timing.to_dict()
         if self.invocation is not None:
-            out["invocation"] = {
-                "command": self.invocation.command,
-                "args": list(self.invocation.args),
-            }
+            args = self.invocation.args
+            listed = shared_args.get(id(args)) if shared_args is not None else None
+            if listed is None:
+                listed = list(args)
+                if shared_args is not None:
+                    shared_args[id(args)] = listed
+            out["invocation"] = {"command": self.invocation.command, "args": listed}
         if self.adapter_response:
             out["adapter_response"] = dict(self.adapter_response)
         if self.failures is not None:
@@ -233,6 +241,27 @@ class NodeOutcome:
             else None,
             cache=CacheHit.from_dict(cache) if cache else None,
         )
+
+
+def results_of(outcomes: Mapping[str, NodeOutcome]) -> dict[str, dict[str, Any]]:
+    """``run_build()``'s results: each outcome's :meth:`~NodeOutcome.to_dict`, by unique_id.
+
+    The nodes of one dbt invocation share one ``args`` list: a PER_WAVE invocation's
+    ``--select`` names every node of its wave, so a list per node would hold the square of the
+    wave's size in entries (millions at 2,000 models).
+
+    >>> shared = Invocation(command="build", args=("--select", "a", "b"))
+    >>> results = results_of({
+    ...     "model.p.a": NodeOutcome(status=OutcomeStatus.SUCCESS, invocation=shared),
+    ...     "model.p.b": NodeOutcome(status=OutcomeStatus.SUCCESS, invocation=shared),
+    ... })
+    >>> results["model.p.a"]["invocation"]["args"] is results["model.p.b"]["invocation"]["args"]
+    True
+    """
+    # Keyed by id(): the outcomes keep every args tuple alive meanwhile, and hashing a
+    # wave-long tuple for every node would cost as much as copying it.
+    shared: dict[int, list[str]] = {}
+    return {uid: outcome.to_dict(shared_args=shared) for uid, outcome in outcomes.items()}
 
 
 def _timing(data: Mapping[str, Any]) -> Timing:
