@@ -8,7 +8,7 @@ Example:
 
 from dbt_exec_cloud import DbtCloudExecutor
 from dbt_exec_core import DbtCoreExecutor
-from dbt_graph import TestStrategy
+from dbt_graph import ConcurrencyKey, TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan
 from prefect_dbt_orchestrator._cloud import DbtCloudCredentials
@@ -20,6 +20,7 @@ from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 __all__ = [
     "BuildPlan",
     "CacheConfig",
+    "ConcurrencyKey",
     "DbtBuildFailed",
     "DbtCloudCredentials",
     "DbtCloudExecutor",

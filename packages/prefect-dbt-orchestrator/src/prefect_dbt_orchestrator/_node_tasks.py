@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -47,19 +48,27 @@ def run_node(
     executor: Executor,
     request: ExecutionRequest,
     cached: NodeOutcome | None = None,
-    concurrency_limit: str | None = None,
+    concurrency_limits: tuple[str, ...] = (),
     log_level: int = logging.INFO,
 ) -> NodeOutcome:
-    """The body of every node's task: serve a cache hit, or run dbt for this one node."""
+    """The body of every node's task: serve a cache hit, or run dbt for this one node.
+
+    ``concurrency_limits`` are the Prefect global concurrency limits the node must hold while
+    dbt runs it (the named ``concurrency`` and its concurrency keys'): taken in one call, all at
+    once, so two nodes can never each hold a limit the other waits for.
+    """
     started = datetime.now(UTC)
     if cached is not None:
         _assets.record_cache_hit()
         return replace(cached, timing=Timing.between(started, datetime.now(UTC)))
     (node,) = request.nodes
-    if concurrency_limit is not None:
+    waited = 0.0
+    if concurrency_limits:
         from prefect.concurrency.sync import concurrency
 
-        with concurrency(concurrency_limit, occupy=1):
+        asked = time.monotonic()
+        with concurrency(list(concurrency_limits), occupy=1):
+            waited = time.monotonic() - asked
             execution = executor.execute(request)
     else:
         execution = executor.execute(request)
@@ -67,6 +76,7 @@ def run_node(
     logger = _logs.run_logger()
     _logs.emit(node_result.logs, logger, min_level=log_level)
     outcome = from_node_result(node_result, execution, command=request.command.value)
+    outcome = replace(outcome, attempt=_attempt(), limit_wait_seconds=waited)
     if outcome.status is OutcomeStatus.ERROR:
         if execution.error is not None and outcome.error is not None:
             failure = replace(outcome.error, invocation_error=execution.error.message)
@@ -74,6 +84,14 @@ def run_node(
         raise NodeFailed(outcome)
     _assets.record_materialization(node, node_result)
     return outcome
+
+
+def _attempt() -> int:
+    """This task run's attempt (1, then 2 on the first retry...)."""
+    from prefect.context import TaskRunContext
+
+    context = TaskRunContext.get()
+    return context.task_run.run_count if context is not None else 1
 
 
 node_task: Task[..., NodeOutcome] = task(run_node, cache_policy=NO_CACHE, persist_result=False)

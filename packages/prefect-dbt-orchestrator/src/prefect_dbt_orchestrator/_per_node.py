@@ -1,13 +1,16 @@
 """PER_NODE: one Prefect task per node, submitted as soon as its own parents finish.
 
-The :class:`~prefect_dbt_orchestrator._scheduling.Scheduler` decides what to start; this
-module starts it on the task runner (a cache hit is a task too, served without dbt), waits for
-tasks to finish and reports them back.
+The :class:`~prefect_dbt_orchestrator._scheduling.Scheduler` decides what to start, in the
+order of the call's :class:`~prefect_dbt_orchestrator._schedule.Schedule` (critical path first
+by default) and within its concurrency keys; this module starts it on the task runner (a cache
+hit is a task too, served without dbt), waits for tasks to finish and reports them back. After
+the build, the seconds each node held its slot go into the duration history.
 """
 
 from __future__ import annotations
 
 import queue
+import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -15,11 +18,15 @@ from dbt_graph import Command, Executor
 from prefect.futures import PrefectFuture
 
 from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._history import learnable
+from prefect_dbt_orchestrator._key_limits import ensure_key_limits
 from prefect_dbt_orchestrator._node_tasks import TaskFactory, collect
 from prefect_dbt_orchestrator._outcomes import NodeOutcome
+from prefect_dbt_orchestrator._schedule import Schedule, schedule_for
 from prefect_dbt_orchestrator._scheduling import Scheduler
 from prefect_dbt_orchestrator._task_runner import (
     check_concurrency_limit,
+    in_flight_cap,
     make_runner,
     opaque_for,
     quiet_outside_flows,
@@ -30,41 +37,66 @@ from prefect_dbt_orchestrator._task_runner import (
 def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
     """Schedule every planned node eagerly, phase by phase, and collect the outcomes."""
     options = ctx.options
-    if isinstance(options.concurrency, str):
-        check_concurrency_limit(options.concurrency)
-    runner = make_runner(options, ctx.plan.estimated_parallelism)
-    tasks = _NodeTasks(ctx, executor, runner)
-    scheduler = Scheduler(ctx.plan, submit=tasks.submit, max_in_flight=options.max_in_flight)
+    schedule = schedule_for(ctx)
+    widest = ctx.plan.estimated_parallelism
+    runner = make_runner(options, widest)
+    tasks = _NodeTasks(ctx, executor, runner, schedule)
+    cap = in_flight_cap(options, widest)
+    scheduler = Scheduler(
+        ctx.plan,
+        submit=tasks.submit,
+        priority=schedule.priority,
+        max_in_flight=cap,
+        keys=schedule.held,
+    )
     scope = getattr(executor, "run_scope", None)
     # The executor must run as many nodes at once as this run keeps in flight (dbt's
     # `threads` must never cap `concurrency`).
-    wide = options.max_in_flight or ctx.plan.estimated_parallelism
+    wide = cap or widest
     scoped = scope(concurrency=max(1, wide)) if scope else nullcontext()
-    with quiet_outside_flows(), shared_api(), scoped, runner:
-        scheduler.start()
-        while scheduler.in_flight:
-            uid = tasks.finished.get()
-            outcome = tasks.outcome(uid)
-            if ctx.cache is not None:
-                ctx.cache.record(uid, outcome)
-            scheduler.node_done(uid, outcome)
+    with quiet_outside_flows(), shared_api():
+        # Up front, against the API the tasks use (a local server we start has our settings).
+        if isinstance(options.concurrency, str):
+            check_concurrency_limit(options.concurrency)
+        ensure_key_limits(options.concurrency_keys)
+        with scoped, runner:
+            _drive(scheduler, tasks, ctx)
+    schedule.store.save(schedule.history, tasks.held_seconds, nodes=ctx.manifest.nodes)
     return scheduler.outcomes
+
+
+def _drive(scheduler: Scheduler, tasks: _NodeTasks, ctx: RunContext) -> None:
+    """Start the first nodes, then hear back from each task and let the scheduler go on."""
+    scheduler.start()
+    while scheduler.in_flight:
+        uid = tasks.finished.get()
+        outcome = tasks.outcome(uid)
+        if ctx.cache is not None:
+            ctx.cache.record(uid, outcome)
+        scheduler.node_done(uid, outcome)
 
 
 class _NodeTasks:
     """Submits node tasks to the runner and hears back from them, in the scheduling thread."""
 
-    def __init__(self, ctx: RunContext, executor: Executor, runner: Any) -> None:
+    def __init__(
+        self, ctx: RunContext, executor: Executor, runner: Any, schedule: Schedule
+    ) -> None:
         self.ctx, self.executor, self.runner = ctx, executor, runner
         self.finished: queue.Queue[str] = queue.Queue()
+        #: Seconds each node that taught something held its slot (see ``_history``).
+        self.held_seconds: dict[str, float] = {}
         self._futures: dict[str, PrefectFuture[NodeOutcome]] = {}
+        self._submitted: dict[str, float] = {}
         self._task_for = TaskFactory(ctx)
         self._opaque = opaque_for(runner)
+        self._schedule = schedule
         concurrency = ctx.options.concurrency
-        self._limit = concurrency if isinstance(concurrency, str) else None
+        self._limit = (concurrency,) if isinstance(concurrency, str) else ()
 
     def submit(self, uid: str) -> None:
         """Start ``uid``'s task; its parents' futures are ``wait_for`` so the UI draws edges."""
+        self._submitted[uid] = time.monotonic()
         ctx, opaque = self.ctx, self._opaque
         node = ctx.plan.nodes[uid]
         # Looked up now, when every parent has been recorded (run tokens).
@@ -75,7 +107,7 @@ class _NodeTasks:
                 "executor": opaque(self.executor),
                 "request": opaque(ctx.request(Command.for_node(node), (node,))),
                 "cached": opaque(cached),
-                "concurrency_limit": self._limit,
+                "concurrency_limits": self._limit + self._schedule.limit_names(uid),
                 "log_level": ctx.options.log_level,
             },
             wait_for=[self._futures[d] for d in ctx.plan.dependencies[uid] if d in self._futures],
@@ -84,5 +116,9 @@ class _NodeTasks:
         future.add_done_callback(lambda _future: self.finished.put(uid))
 
     def outcome(self, uid: str) -> NodeOutcome:
-        """The outcome of ``uid``'s finished task."""
-        return collect(self._futures[uid])
+        """The outcome of ``uid``'s finished task; notes how long it held its slot."""
+        held = time.monotonic() - self._submitted[uid]
+        outcome = collect(self._futures[uid])
+        if learnable(outcome):
+            self.held_seconds[uid] = max(0.0, held - outcome.limit_wait_seconds)
+        return outcome
