@@ -43,6 +43,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     load: float = 0.0  # 1-minute load average when the run started
     estimate: Estimate | None = None  # plan()'s, before the run (critical_path only)
+    span: tuple[datetime.datetime, datetime.datetime] | None = None  # the timed build, UTC
 
 
 @contextlib.contextmanager
@@ -95,14 +97,14 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
 def run_plain(project: Path, env: dict[str, str], concurrency: int) -> Run:
     args = ["--project-dir", str(project), "--profiles-dir", str(project)]
     subprocess.run([str(DBT), "parse", *args], env=env, check=True, capture_output=True)
-    started = time.perf_counter()
+    started, began = time.perf_counter(), now()
     proc = subprocess.run(
         [str(DBT), "build", "--threads", str(concurrency), *args],
         env=env,
         capture_output=True,
         text=True,
     )
-    wall = time.perf_counter() - started
+    wall, ended = time.perf_counter() - started, now()
     if proc.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     notes = [line.split("Done. ")[-1] for line in proc.stdout.splitlines() if "Done. PASS=" in line]
@@ -110,7 +112,7 @@ def run_plain(project: Path, env: dict[str, str], concurrency: int) -> Run:
     finished = re.search(r"Finished running .* \(([0-9.]+)s\)", proc.stdout)
     if finished:
         notes.append(f"dbt's own run time {float(finished.group(1)):.1f} s")
-    return Run("plain", 0, wall, notes)
+    return Run("plain", 0, wall, notes, span=(began, ended))
 
 
 def run_per_node(project: Path, env: dict[str, str], concurrency: int, scheduling: str) -> Run:
@@ -128,22 +130,58 @@ def run_per_node(project: Path, env: dict[str, str], concurrency: int, schedulin
         )
 
         @flow(name=f"bench-critical-path-{scheduling}", log_prints=False)
-        def timed() -> tuple[float, dict[str, Any], Estimate | None]:
+        def timed() -> tuple[float, dict[str, Any], Estimate | None, tuple]:
             plan = orch.plan()  # the manifest is resolved here, before the clock
             estimate = plan.estimate if plan.known_durations else None  # None: no history
-            started = time.perf_counter()
+            started, began = time.perf_counter(), now()
             results = orch.run_build()
-            return time.perf_counter() - started, results, estimate
+            return time.perf_counter() - started, results, estimate, (began, now())
 
         try:
-            wall, results, estimate = timed()
+            wall, results, estimate, span = timed()
         finally:
             orch.close()
     statuses: dict[str, int] = {}
     for result in results.values():
         statuses[result["status"]] = statuses.get(result["status"], 0) + 1
     notes = [", ".join(f"{n} {s}" for s, n in sorted(statuses.items())), overhead(project)]
-    return Run(scheduling, 0, wall, notes, estimate=estimate)
+    return Run(scheduling, 0, wall, notes, estimate=estimate, span=span)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def chain_breakdown(project: Path, run: Run, chain: Estimate, sleeps: dict[str, float]) -> str:
+    """Where the wall time went along the known critical path, from this run's run_results.json.
+
+    head: build start to the chain's first node starting (in dbt); sleeps; dbt: each chain
+    node's own time in dbt beyond its sleep; hand-offs: from one chain node's end (in dbt) to
+    the next one's start (in dbt): the orchestrator's or dbt's queue, and waiting for a slot;
+    tail: the chain's end to the build's end. They add up to the wall time.
+    """
+    data = json.loads((project / "target" / "run_results.json").read_text())
+    spans = {}
+    for row in data["results"]:
+        times = [t for t in row["timing"] if t.get("started_at") and t.get("completed_at")]
+        if times:
+            start = min(datetime.datetime.fromisoformat(t["started_at"]) for t in times)
+            end = max(datetime.datetime.fromisoformat(t["completed_at"]) for t in times)
+            spans[row["unique_id"]] = (start.astimezone(datetime.UTC), end.astimezone(datetime.UTC))
+    nodes = [step.unique_id for step in chain.critical_path]
+    if run.span is None or any(u not in spans for u in nodes):
+        return "no chain breakdown"
+    began, ended = run.span
+    sleep = sum(sleeps[u] for u in nodes)
+    dbt = sum((spans[u][1] - spans[u][0]).total_seconds() for u in nodes) - sleep
+    hand = sum((spans[b][0] - spans[a][1]).total_seconds() for a, b in pairwise(nodes))
+    head = (spans[nodes[0]][0] - began).total_seconds()
+    tail = (ended - spans[nodes[-1]][1]).total_seconds()
+    return (
+        f"chain of {len(nodes)}: head {head:.1f} + sleeps {sleep:.1f} + dbt {dbt:.1f} "
+        f"+ hand-offs {hand:.1f} ({hand / max(len(nodes) - 1, 1):.3f} s each) "
+        f"+ tail {tail:.1f} = {head + sleep + dbt + hand + tail:.1f} s"
+    )
 
 
 def overhead(project: Path) -> str:
@@ -235,13 +273,21 @@ def main() -> None:
         for number in range(1, args.rounds + 1):
             (project / HISTORY).unlink(missing_ok=True)  # critical_path: one history run
             for mode in modes:
-                runs.append(timed_run(project, base, mode, number, n))
+                runs.append(timed_run(project, base, mode, number, n, bound, sleeps))
     report(runs, bound, n)
     if args.keep is None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def timed_run(project: Path, base: dict[str, str], mode: str, number: int, n: int) -> Run:
+def timed_run(
+    project: Path,
+    base: dict[str, str],
+    mode: str,
+    number: int,
+    n: int,
+    chain: Estimate,
+    sleeps: dict[str, float],
+) -> Run:
     load = os.getloadavg()[0]
     print(f"== round {number}: {mode} (load average {load:.1f})", flush=True)
     env = {**base, "BENCH_PG_SCHEMA": f"bench_{mode}_{number}"}
@@ -250,6 +296,7 @@ def timed_run(project: Path, base: dict[str, str], mode: str, number: int, n: in
     else:
         run = run_per_node(project, env, n, mode)
     run.round, run.load = number, load
+    run.notes.append(chain_breakdown(project, run, chain, sleeps))
     if run.estimate is not None:
         run.notes.append(
             f"estimate {run.estimate.wall_seconds:.1f} s, learned lower bound "
