@@ -91,8 +91,9 @@ def schedule_for(ctx: RunContext) -> Schedule:
     durations = history.durations()
     plan = ctx.plan
     seconds = durations.for_plan(plan)
-    if ctx.options.scheduling is Scheduling.PLAN_ORDER:
-        order = tuple(plan.nodes)
+    per_wave = ctx.options.execution_mode is ExecutionMode.PER_WAVE
+    if per_wave or ctx.options.scheduling is Scheduling.PLAN_ORDER:
+        order = tuple(plan.nodes)  # a wave is one `dbt build`: its order is dbt's
     else:
         order = critical_path(plan, seconds).order
     keys = ctx.options.concurrency_keys
