@@ -185,16 +185,13 @@ def chain_breakdown(project: Path, run: Run, chain: Estimate, sleeps: dict[str, 
 
 
 def overhead(project: Path) -> str:
-    """Per node, the seconds it held its slot (this run's history sample) less dbt's own."""
+    """The per-node cost around dbt the run learned: its history sample less dbt's time."""
     samples = json.loads((project / HISTORY).read_text())["samples"]
     dbt = run_results_timings(json.loads((project / "target" / "run_results.json").read_text()))
-    gaps = sorted(samples[u][-1] - dbt[u] for u in dbt if u in samples)
+    gaps = [samples[u][-1] - dbt[u] for u in dbt if u in samples]
     if not gaps:
         return "no overhead figures"
-    return (
-        f"slot time - dbt's time per node: median {statistics.median(gaps):.3f} s, "
-        f"mean {statistics.fmean(gaps):.3f} s"
-    )
+    return f"learned per-node cost around dbt {statistics.median(gaps):.3f} s"
 
 
 def dbt_queue_order(plan: ExecutionPlan) -> list[str]:

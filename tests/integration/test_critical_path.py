@@ -1,8 +1,8 @@
 """Critical path first and concurrency keys with real dbt on PostgreSQL (issue 15).
 
-A small warehouse-bound project: a chain of three slow models (``pg_sleep``) that comes last
-in plan order, behind quick independent models. The first build learns how long each node
-takes; the second, one node at a time, starts the chain first.
+A small warehouse-bound project: a chain of three slow models (``pg_sleep``) beside quick
+independent models that come first in plan order. The first build, in plan order, learns how
+long each node takes; the second, one node at a time, starts the chain first.
 """
 
 from __future__ import annotations
@@ -49,18 +49,19 @@ def _project(root: Path, server: Any) -> Path:
     return project
 
 
-def _build(project: Path, **kw: Any) -> dict[str, dict[str, Any]]:
-    orch = PrefectDbtOrchestrator(
+def _orchestrator(project: Path, **kw: Any) -> PrefectDbtOrchestrator:
+    return PrefectDbtOrchestrator(
         settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
         execution_mode="per_node",
         create_summary_artifact=False,
         disable_assets=True,
         **kw,
     )
-    try:
+
+
+def _build(project: Path, **kw: Any) -> dict[str, dict[str, Any]]:
+    with _orchestrator(project, **kw) as orch:
         return orch.run_build()
-    finally:
-        orch.close()
 
 
 def _started(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -71,7 +72,10 @@ def _started(results: dict[str, dict[str, Any]]) -> list[str]:
 def test_the_second_build_starts_the_slow_chain_first(tmp_path: Path, postgres_server) -> None:
     project = _project(tmp_path, postgres_server)
     first = _build(project, concurrency=1, scheduling="plan_order")
-    assert _started(first) == [*QUICK, *CHAIN]  # plan order: the chain comes last
+    with _orchestrator(project) as orch:
+        plan_order = [n.name for wave in orch.plan().waves for n in wave.nodes]
+    assert plan_order[0] != CHAIN[0]  # else this test would show nothing
+    assert _started(first) == plan_order
     history = json.loads((project / "target" / "orchestrator-durations.pg.json").read_text())
     learned = {uid.rsplit(".", 1)[-1]: s[-1] for uid, s in history["samples"].items()}
     assert learned.keys() == {*QUICK, *CHAIN}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -184,19 +185,41 @@ def test_plan_estimates_per_wave_wave_after_wave(project, trap) -> None:
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_build_learns_only_from_nodes_that_ran_once_to_completion(project, trap) -> None:
+def test_a_build_learns_from_nodes_that_ran_to_completion(project, trap) -> None:
     executor = FakeExecutor(
         trap,
         outcomes={uid("c2"): NodeStatus.ERROR},  # t_c2 and c3 are skipped
-        fail_times={uid("a1"): 1},  # a1 needs a retry
+        fail_times={uid("a1"): 1},  # a1 needs a retry: its last attempt counts
         delays={uid("a3"): 0.3},
     )
-    results = per_node(project, executor, retries=1, retry_delay_seconds=0, raise_on_failure=False)
-    results = results.run_build()
+    orch = per_node(project, executor, retries=1, retry_delay_seconds=0, raise_on_failure=False)
+    results = orch.run_build()
     learned = read_history(history_file(project)).durations().known
-    assert set(learned) == {uid("a2"), uid("a3"), uid("c1")}
-    # The slot time: dbt's own time and everything around it.
-    assert learned[uid("a3")] >= results[uid("a3")]["timing"]["execution_time"] >= 0.3
+    assert set(learned) == {uid("a1"), uid("a2"), uid("a3"), uid("c1")}
+    # dbt's time plus one per-node cost around it, the same for every node of the build.
+    around = {u: learned[u] - results[u]["timing"]["execution_time"] for u in learned}
+    assert min(around.values()) >= 0
+    assert max(around.values()) == pytest.approx(min(around.values()), abs=1e-5)
+    assert learned[uid("a3")] >= 0.3
+
+
+class SlowStart(FakeExecutor):
+    """Takes a second before its first node, outside dbt's time: an executor starting up."""
+
+    def execute(self, request):
+        if not self.requests:
+            time.sleep(1.0)
+        return super().execute(request)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_executor_starting_up_is_not_charged_to_the_first_node(project, trap) -> None:
+    executor = SlowStart(trap)
+    per_node(project, executor, concurrency=1).run_build()
+    first = executor.requests[0].nodes[0].unique_id
+    learned = read_history(history_file(project)).durations().known
+    # It held its slot for more than a second, but it is no slower than the others next time.
+    assert learned[first] < 1.0
 
 
 @pytest.mark.usefixtures("prefect_server")

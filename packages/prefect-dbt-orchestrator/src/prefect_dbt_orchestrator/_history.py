@@ -7,19 +7,23 @@ machine that builds the project); without one, in the target path, next to
 and prod targets take different times. Prefect's own task-run history is not used: reading
 thousands of task runs back is slow and depends on the server's retention.
 
-What is learned: for PER_NODE, the seconds a node held its slot, from the moment the scheduler
-submitted its task to the moment it heard back, less any wait for a Prefect concurrency limit.
-So the per-node cost around dbt (the Prefect task run, the hand-off to the executor) is in the
-history, and ``plan()``'s estimate includes it. For PER_WAVE, dbt's own time for the node. Nodes
-that were cached, skipped, failed with an error or needed a retry teach nothing about the next
-run and are left out. Reading or writing the history never fails a build: a problem is logged
-and the build goes on (without history, nodes get per-resource-type defaults).
+What is learned: dbt's own time for each node that ran to completion (a failing test counts:
+it took its usual time; errors, skips and cache hits do not), the last attempt's when it was
+retried. PER_NODE adds the build's per-node cost around dbt: the median, over its nodes, of the
+time a node held its slot (from the scheduler submitting its task to hearing back, less any
+wait for a Prefect concurrency limit) beyond dbt's time. So ``plan()``'s estimate includes the
+Prefect task run and the hand-off to the executor, while one-off costs (the executor starting
+up for the first nodes, a retry's delay) are not charged to the node that happened to pay them:
+else the nodes that start first would look slow, be started first again, and so on. Reading or
+writing the history never fails a build: a problem is logged and the build goes on (without
+history, nodes get per-resource-type defaults).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
@@ -99,28 +103,35 @@ class HistoryStore:
             )
 
 
-def learnable(outcome: NodeOutcome) -> bool:
-    """Whether ``outcome``'s time says how long the node takes next time.
+def dbt_seconds(outcome: NodeOutcome) -> float | None:
+    """dbt's own seconds for a node that ran to completion, else ``None`` (nothing to learn)."""
+    timing = outcome.timing
+    if outcome.status is OutcomeStatus.CACHED or timing is None:
+        return None
+    if outcome.dbt_status not in _COMPLETED:
+        return None
+    return max(0.0, timing.execution_time or timing.duration_seconds)
 
-    It must have run to completion (a failing test counts; an error does not), been executed
-    rather than served from the cache, and in one attempt: a retried node's time holds the
-    failed attempts and the delays between them.
+
+def with_overhead(dbt: Mapping[str, float], slots: Mapping[str, float]) -> dict[str, float]:
+    """dbt's seconds per node plus the build's typical per-node cost around dbt.
+
+    Args:
+        dbt: dbt's own seconds per node (:func:`dbt_seconds`).
+        slots: The seconds each node held its slot.
+
+    >>> with_overhead({"a": 1.0, "b": 2.0, "c": 0.5}, {"a": 1.1, "b": 2.1, "c": 4.0})
+    {'a': 1.1, 'b': 2.1, 'c': 0.6}
     """
-    return (
-        outcome.status is not OutcomeStatus.CACHED
-        and outcome.timing is not None
-        and outcome.dbt_status in _COMPLETED
-        and outcome.attempt == 1
-    )
+    gaps = [slots[uid] - seconds for uid, seconds in dbt.items() if uid in slots]
+    overhead = max(0.0, statistics.median(gaps)) if gaps else 0.0
+    return {uid: round(seconds + overhead, 6) for uid, seconds in dbt.items()}
 
 
-def dbt_seconds(outcomes: Mapping[str, NodeOutcome]) -> dict[str, float]:
-    """dbt's own seconds for each node that ran to completion (what PER_WAVE learns)."""
-    out: dict[str, float] = {}
-    for uid, outcome in outcomes.items():
-        if learnable(outcome) and outcome.timing is not None:
-            out[uid] = outcome.timing.execution_time or outcome.timing.duration_seconds
-    return {uid: seconds for uid, seconds in out.items() if seconds > 0}
+def dbt_times(outcomes: Mapping[str, NodeOutcome]) -> dict[str, float]:
+    """:func:`dbt_seconds` of every node that has them (what PER_WAVE learns)."""
+    out = {uid: dbt_seconds(outcome) for uid, outcome in outcomes.items()}
+    return {uid: seconds for uid, seconds in out.items() if seconds is not None}
 
 
 def _target_name(ctx: RunContext) -> str:

@@ -76,7 +76,7 @@ def run_node(
     logger = _logs.run_logger()
     _logs.emit(node_result.logs, logger, min_level=log_level)
     outcome = from_node_result(node_result, execution, command=request.command.value)
-    outcome = replace(outcome, attempt=_attempt(), limit_wait_seconds=waited)
+    outcome = replace(outcome, limit_wait_seconds=waited)
     if outcome.status is OutcomeStatus.ERROR:
         if execution.error is not None and outcome.error is not None:
             failure = replace(outcome.error, invocation_error=execution.error.message)
@@ -84,14 +84,6 @@ def run_node(
         raise NodeFailed(outcome)
     _assets.record_materialization(node, node_result)
     return outcome
-
-
-def _attempt() -> int:
-    """This task run's attempt (1, then 2 on the first retry...)."""
-    from prefect.context import TaskRunContext
-
-    context = TaskRunContext.get()
-    return context.task_run.run_count if context is not None else 1
 
 
 node_task: Task[..., NodeOutcome] = task(run_node, cache_policy=NO_CACHE, persist_result=False)

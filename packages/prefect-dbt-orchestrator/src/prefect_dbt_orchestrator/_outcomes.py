@@ -113,11 +113,9 @@ class NodeOutcome:
         failures: For tests, the number of failing rows.
         error: Why it failed.
         cache: For cached outcomes, where they came from.
-        attempt: Which attempt of the node's task produced it (1: no retry was needed).
-        limit_wait_seconds: How long the task waited for its Prefect concurrency limits.
-
-    ``attempt`` and ``limit_wait_seconds`` are not part of the result dict: they tell the
-    duration history (``_history``) whether and how much of the node's time to learn from.
+        limit_wait_seconds: How long the task waited for its Prefect concurrency limits. Not
+            part of the result dict: the duration history (``_history``) leaves it out of the
+            time the node held its slot.
     """
 
     status: OutcomeStatus
@@ -131,7 +129,6 @@ class NodeOutcome:
     failures: int | None = None
     error: Failure | None = None
     cache: CacheHit | None = None
-    attempt: int = field(default=1, compare=False)
     limit_wait_seconds: float = field(default=0.0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ The :class:`~prefect_dbt_orchestrator._scheduling.Scheduler` decides what to sta
 order of the call's :class:`~prefect_dbt_orchestrator._schedule.Schedule` (critical path first
 by default) and within its concurrency keys; this module starts it on the task runner (a cache
 hit is a task too, served without dbt), waits for tasks to finish and reports them back. After
-the build, the seconds each node held its slot go into the duration history.
+the build, dbt's time for each node and the build's per-node cost around it (from the time
+each node held its slot) go into the duration history.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dbt_graph import Command, Executor
 from prefect.futures import PrefectFuture
 
 from prefect_dbt_orchestrator._context import RunContext
-from prefect_dbt_orchestrator._history import learnable
+from prefect_dbt_orchestrator._history import dbt_seconds, with_overhead
 from prefect_dbt_orchestrator._key_limits import ensure_key_limits
 from prefect_dbt_orchestrator._node_tasks import TaskFactory, collect
 from prefect_dbt_orchestrator._outcomes import NodeOutcome
@@ -61,7 +62,8 @@ def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
         ensure_key_limits(options.concurrency_keys)
         with scoped, runner:
             _drive(scheduler, tasks, ctx)
-    schedule.store.save(schedule.history, tasks.held_seconds, nodes=ctx.manifest.nodes)
+    learned = with_overhead(tasks.dbt_seconds, tasks.slot_seconds)
+    schedule.store.save(schedule.history, learned, nodes=ctx.manifest.nodes)
     return scheduler.outcomes
 
 
@@ -84,8 +86,9 @@ class _NodeTasks:
     ) -> None:
         self.ctx, self.executor, self.runner = ctx, executor, runner
         self.finished: queue.Queue[str] = queue.Queue()
-        #: Seconds each node that taught something held its slot (see ``_history``).
-        self.held_seconds: dict[str, float] = {}
+        #: For each node that ran to completion, dbt's seconds and those it held its slot.
+        self.dbt_seconds: dict[str, float] = {}
+        self.slot_seconds: dict[str, float] = {}
         self._futures: dict[str, PrefectFuture[NodeOutcome]] = {}
         self._submitted: dict[str, float] = {}
         self._task_for = TaskFactory(ctx)
@@ -119,6 +122,8 @@ class _NodeTasks:
         """The outcome of ``uid``'s finished task; notes how long it held its slot."""
         held = time.monotonic() - self._submitted[uid]
         outcome = collect(self._futures[uid])
-        if learnable(outcome):
-            self.held_seconds[uid] = max(0.0, held - outcome.limit_wait_seconds)
+        seconds = dbt_seconds(outcome)
+        if seconds is not None:
+            self.dbt_seconds[uid] = seconds
+            self.slot_seconds[uid] = held - outcome.limit_wait_seconds
         return outcome

@@ -9,7 +9,7 @@ from dbt_graph import Command, ErrorInfo, Executor, Node, ResourceType
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
-from prefect_dbt_orchestrator._history import HistoryStore, dbt_seconds
+from prefect_dbt_orchestrator._history import HistoryStore, dbt_times
 from prefect_dbt_orchestrator._outcomes import (
     NodeOutcome,
     OutcomeStatus,
@@ -54,7 +54,7 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
             if nodes:
                 _run_wave_part(ctx, executor, command, nodes, outcomes, roots, logger)
     store = HistoryStore.for_run(ctx)
-    store.save(store.load(), dbt_seconds(outcomes), nodes=ctx.manifest.nodes)
+    store.save(store.load(), dbt_times(outcomes), nodes=ctx.manifest.nodes)
     return outcomes
 
 
