@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
-from dbt_graph import Command, ExecutionRequest, NodeStatus, build_plan
+from dbt_graph import Command, ConcurrencyKey, ExecutionRequest, NodeStatus, build_plan
 from dbt_graph.testing import FakeExecutor, ManifestBuilder
 from prefect_dbt_orchestrator._outcomes import (
     NodeOutcome,
@@ -70,6 +70,21 @@ def test_at_most_max_in_flight_run_and_the_rest_wait_in_the_queue() -> None:
     assert started[-1] == "model.p.mart"
     scheduler.node_done("model.p.mart", OK)
     assert not scheduler.in_flight and len(scheduler.outcomes) == 6
+
+
+def test_a_node_whose_key_is_full_is_passed_over_until_the_key_has_room() -> None:
+    started: list[str] = []
+    heavy = ConcurrencyKey(selector="tag:heavy", limit=1)
+    held = {uid: (heavy,) for uid in ids("a", "b")}
+    scheduler = Scheduler(build_plan(fan()), submit=started.append, max_in_flight=3, keys=held)
+    scheduler.start()
+    scheduler.node_done("seed.p.raw", OK)
+    # a and b share the key: b waits, and c and d take the free slots in its place.
+    assert started == ids("raw", "a", "c", "d")
+    scheduler.node_done("model.p.c", OK)
+    assert started[-1] == "model.p.d"  # a still holds the key: nothing new starts
+    scheduler.node_done("model.p.a", OK)
+    assert started[-1] == "model.p.b"
 
 
 def test_a_failure_skips_what_is_below_it_naming_the_root() -> None:

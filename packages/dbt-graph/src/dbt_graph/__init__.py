@@ -76,6 +76,7 @@ from dbt_graph._nodes import (
     ResourceType,
 )
 from dbt_graph._profiles import effective_target, find_profiles_dir, render_env_vars
+from dbt_graph._ready_queue import ReadyQueue
 from dbt_graph._selection import select
 from dbt_graph._selector_spec import IndirectSelection
 from dbt_graph._state import SelectionState
@@ -127,6 +128,7 @@ __all__ = [
     "NodeStatus",
     "PathStep",
     "ProfileError",
+    "ReadyQueue",
     "ResourceType",
     "ScheduleError",
     "SelectionError",

@@ -22,6 +22,7 @@ from dbt_graph._critical_path import (
 )
 from dbt_graph._errors import ScheduleError
 from dbt_graph._graph import ExecutionPlan
+from dbt_graph._ready_queue import ReadyQueue
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -153,50 +154,6 @@ def _rank_of(order: Sequence[str], plan: ExecutionPlan) -> dict[str, int]:
     return rank
 
 
-class _Slots:
-    """Free slots and concurrency-key room, with ready nodes parked on the key that is full.
-
-    A node found blocked is parked on that key's heap. Whenever a key has room, its most urgent
-    parked node goes back to the ready heap (one at a time per key, so a key with one free slot
-    does not flood the ready heap); if it is blocked by another key it is parked there instead.
-    """
-
-    def __init__(self, held: Mapping[str, tuple[ConcurrencyKey, ...]]) -> None:
-        self.held = held
-        self.limit = {k.name: k.limit for ks in held.values() for k in ks}
-        self.used = dict.fromkeys(self.limit, 0)
-        self.parked: dict[str, list[tuple[int, str]]] = {name: [] for name in self.limit}
-        self.woken: dict[str, str] = {}  # node -> the key it was woken from
-        self.waking = dict.fromkeys(self.limit, 0)
-
-    def wake(self, ready: list[tuple[int, str]]) -> None:
-        for name, parked in self.parked.items():
-            if parked and self.used[name] + self.waking[name] < self.limit[name]:
-                item = heapq.heappop(parked)
-                self.woken[item[1]] = name
-                self.waking[name] += 1
-                heapq.heappush(ready, item)
-
-    def try_take(self, item: tuple[int, str]) -> bool:
-        """Take the node's keys, or park it on the first full one."""
-        uid = item[1]
-        origin = self.woken.pop(uid, None)
-        if origin is not None:
-            self.waking[origin] -= 1
-        keys = self.held.get(uid, ())
-        for key in keys:
-            if self.used[key.name] >= key.limit:
-                heapq.heappush(self.parked[key.name], item)
-                return False
-        for key in keys:
-            self.used[key.name] += 1
-        return True
-
-    def release(self, uid: str) -> None:
-        for key in self.held.get(uid, ()):
-            self.used[key.name] -= 1
-
-
 def _simulate(
     group: Sequence[str],
     plan: ExecutionPlan,
@@ -215,31 +172,30 @@ def _simulate(
         for dep in set(plan.dependencies.get(uid, ())) & members:
             waiting[uid] += 1
             children[dep].append(uid)
-    ready = [(rank[u], u) for u in group if waiting[u] == 0]
-    heapq.heapify(ready)
+    queue = ReadyQueue(rank.__getitem__, held)
+    for uid in group:
+        if waiting[uid] == 0:
+            queue.push(uid)
     running: list[tuple[float, int, str]] = []
-    slots = _Slots(held)
     now, end = clock, clock
     while True:
         while len(running) < concurrency:
-            slots.wake(ready)
-            if not ready:
+            uid = queue.pop()
+            if uid is None:
                 break
-            item = heapq.heappop(ready)
-            if slots.try_take(item):
-                starts[item[1]] = now
-                heapq.heappush(running, (now + seconds[item[1]], item[0], item[1]))
+            starts[uid] = now
+            heapq.heappush(running, (now + seconds[uid], rank[uid], uid))
         if not running:
             break
         now = running[0][0]
         while running and running[0][0] <= now:
             _, _, uid = heapq.heappop(running)
             end = max(end, now)
-            slots.release(uid)
+            queue.release(uid)
             for child in children[uid]:
                 waiting[child] -= 1
                 if waiting[child] == 0:
-                    heapq.heappush(ready, (rank[child], child))
+                    queue.push(child)
     if any(uid not in starts for uid in group):
         topological_order(group, plan.dependencies)  # raises CycleError for a cycle
         raise ScheduleError("The simulation could not start every node; please report this.")

@@ -8,7 +8,7 @@ Example:
 
 from typing import TYPE_CHECKING, Any
 
-from dbt_graph import TestStrategy
+from dbt_graph import ConcurrencyKey, TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan
 from prefect_dbt_orchestrator._cloud import DbtCloudCredentials
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildPlan",
     "CacheConfig",
+    "ConcurrencyKey",
     "DbtBuildFailed",
     "DbtCloudCredentials",
     "DbtCloudExecutor",

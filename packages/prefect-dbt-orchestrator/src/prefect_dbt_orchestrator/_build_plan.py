@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_graph import Wave
+from dbt_graph import Estimate, PathStep, Wave
 
 from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._schedule import expected_concurrency, schedule_for
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class BuildPlan:
             ``"source `raw.orders` has new data since ..."``...); for a hit that a model's
             ``freshness.build_after`` defers despite new data (data-aware caching), the new
             data and, last, why it waits.
+        estimate: The expected wall time at the configured concurrency, its lower bound and
+            the critical path (:class:`dbt_graph.Estimate`), from the durations of earlier
+            builds (per-resource-type defaults for nodes without any); ``None`` when not
+            computed.
+        known_durations: How many nodes' expected durations come from earlier builds.
     """
 
     waves: tuple[Wave, ...]
@@ -35,6 +41,18 @@ class BuildPlan:
     skipped_nodes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     estimated_parallelism: int = 0
     cache_reasons: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    estimate: Estimate | None = None
+    known_durations: int = 0
+
+    @property
+    def expected_wall_seconds(self) -> float | None:
+        """The expected wall time in seconds (``estimate.wall_seconds``)."""
+        return self.estimate.wall_seconds if self.estimate is not None else None
+
+    @property
+    def critical_path(self) -> tuple[PathStep, ...]:
+        """The critical path: each node's ``unique_id`` and expected ``seconds``, in order."""
+        return self.estimate.critical_path if self.estimate is not None else ()
 
     def __str__(self) -> str:
         lines = [
@@ -64,6 +82,12 @@ class BuildPlan:
         if self.skipped_nodes:
             lines += ["", f"  Skipped ({len(self.skipped_nodes)}):"]
             lines += [f"    - {uid}: {info['reason']}" for uid, info in self.skipped_nodes.items()]
+        if self.estimate is not None:
+            lines += ["", *(f"  {line}" for line in str(self.estimate).splitlines())]
+            lines.append(
+                f"  Durations: {self.known_durations} of {self.node_count} node(s) from earlier "
+                "builds, the others by resource type"
+            )
         return "\n".join(lines)
 
 
@@ -76,6 +100,7 @@ def _shown(prediction: str, reasons: tuple[str, ...] | None) -> str:
 
 def preview(ctx: RunContext) -> BuildPlan:
     """What a run of ``ctx`` would do: its waves and, with a cache, hits and misses with reasons."""
+    schedule = schedule_for(ctx)
     predictions: dict[str, str] | None = None
     reasons: dict[str, tuple[str, ...]] = {}
     if ctx.cache is not None:
@@ -92,4 +117,11 @@ def preview(ctx: RunContext) -> BuildPlan:
         skipped_nodes={uid: skip.to_dict() for uid, skip in ctx.stale_skips.items()},
         estimated_parallelism=ctx.plan.estimated_parallelism,
         cache_reasons=reasons,
+        # A predicted hit runs no dbt: it costs (next to) nothing.
+        estimate=schedule.estimate(
+            ctx,
+            concurrency=expected_concurrency(ctx),
+            free={uid for uid, p in (predictions or {}).items() if p == "hit"},
+        ),
+        known_durations=schedule.known,
     )

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dbt_graph import ResourceType, TestStrategy
+from dbt_graph import ConcurrencyKey, ResourceType, TestStrategy
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -20,6 +20,15 @@ class ExecutionMode(StrEnum):
     PER_NODE = "per_node"
     #: One dbt invocation per wave of independent nodes. Lowest overhead.
     PER_WAVE = "per_wave"
+
+
+class Scheduling(StrEnum):
+    """Which ready node PER_NODE starts first when several wait for a slot."""
+
+    #: The one with the longest expected remaining path to the end of the build.
+    CRITICAL_PATH = "critical_path"
+    #: The first in plan order (the order before critical-path scheduling).
+    PLAN_ORDER = "plan_order"
 
 
 def _coerce(enum: type[_E], value: Any, what: str) -> _E:
@@ -38,6 +47,36 @@ def coerce_mode(value: Any) -> ExecutionMode:
 def coerce_strategy(value: Any) -> TestStrategy:
     """``TestStrategy`` from a member or its value; ``ValueError`` listing the valid values."""
     return _coerce(TestStrategy, value, "test_strategy")
+
+
+def coerce_scheduling(value: Any) -> Scheduling:
+    """``Scheduling`` from its value; ``ValueError`` listing the valid values."""
+    return _coerce(Scheduling, value, "scheduling")
+
+
+def check_concurrency_keys(mode: ExecutionMode, keys: Any) -> tuple[ConcurrencyKey, ...]:
+    """The concurrency keys as a tuple, after checking their type and the mode.
+
+    Raises:
+        ValueError: They are not a list of ``ConcurrencyKey``, or are given with PER_WAVE.
+    """
+    if not isinstance(keys, list | tuple):
+        raise ValueError(
+            f"concurrency_keys must be a list of ConcurrencyKey, got {keys!r}; e.g. "
+            'concurrency_keys=[ConcurrencyKey(selector="tag:heavy", limit=1)].'
+        )
+    wrong = [k for k in keys if not isinstance(k, ConcurrencyKey)]
+    if wrong:
+        raise ValueError(
+            f"concurrency_keys must hold ConcurrencyKey objects, got {wrong[0]!r}; e.g. "
+            'ConcurrencyKey(selector="tag:heavy", limit=1).'
+        )
+    if keys and mode is not ExecutionMode.PER_NODE:
+        raise ValueError(
+            "Concurrency keys are only supported in PER_NODE execution mode (a wave is one dbt "
+            "invocation). Pass execution_mode=ExecutionMode.PER_NODE, or no concurrency_keys."
+        )
+    return tuple(keys)
 
 
 def check_mode_options(mode: ExecutionMode, *, retries: int, cache: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from dbt_graph import (
     Command,
+    ConcurrencyKey,
     ExecutionPlan,
     ExecutionRequest,
     Manifest,
@@ -25,7 +26,7 @@ from dbt_graph import (
 )
 
 from prefect_dbt_orchestrator._cache import NodeCache
-from prefect_dbt_orchestrator._config import CacheConfig, ExecutionMode
+from prefect_dbt_orchestrator._config import CacheConfig, ExecutionMode, Scheduling
 from prefect_dbt_orchestrator._outcomes import NodeOutcome
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 
@@ -51,6 +52,9 @@ class RunOptions:
         disable_assets: No Prefect assets.
         raise_on_failure: Raise ``DbtBuildFailed`` when a node ended in error.
         node_timeout_seconds: Stop a node (or a wave) after this long.
+        threads: dbt ``--threads`` given to the orchestrator, if any.
+        scheduling: Which ready node PER_NODE starts first.
+        concurrency_keys: Per-node limits beside ``concurrency`` (PER_NODE).
     """
 
     settings: PrefectDbtSettings
@@ -69,6 +73,9 @@ class RunOptions:
     disable_assets: bool = False
     raise_on_failure: bool = True
     node_timeout_seconds: float | None = None
+    threads: int | None = None
+    scheduling: Scheduling = Scheduling.CRITICAL_PATH
+    concurrency_keys: tuple[ConcurrencyKey, ...] = ()
 
     @property
     def log_level(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -50,7 +51,7 @@ def run_node(
     executor: Executor,
     request: ExecutionRequest,
     cached: NodeOutcome | None = None,
-    concurrency_limit: str | None = None,
+    concurrency_limits: tuple[str, ...] = (),
     log_level: int = logging.INFO,
 ) -> NodeOutcome | State[NodeOutcome]:
     """The body of every node's task: serve a cache hit, or run dbt for this one node.
@@ -58,16 +59,23 @@ def run_node(
     A cache hit ends in Prefect's own ``Cached`` state (a completed state of that name, as
     Prefect's task caching gives), so the UI shows and filters it as cached, and Prefect emits
     no asset materialization for it; the outcome is the state's result.
+
+    ``concurrency_limits`` are the Prefect global concurrency limits the node must hold while
+    dbt runs it (the named ``concurrency`` and its concurrency keys'): taken in one call, all at
+    once, so two nodes can never each hold a limit the other waits for.
     """
     started = datetime.now(UTC)
     if cached is not None:
         served = replace(cached, timing=Timing.between(started, datetime.now(UTC)))
         return Completed(name="Cached", data=served, message=CACHED_MESSAGE)
     (node,) = request.nodes
-    if concurrency_limit is not None:
+    waited = 0.0
+    if concurrency_limits:
         from prefect.concurrency.sync import concurrency
 
-        with concurrency(concurrency_limit, occupy=1):
+        asked = time.monotonic()
+        with concurrency(list(concurrency_limits), occupy=1):
+            waited = time.monotonic() - asked
             execution = executor.execute(request)
     else:
         execution = executor.execute(request)
@@ -75,6 +83,7 @@ def run_node(
     logger = _logs.run_logger()
     _logs.emit(node_result.logs, logger, min_level=log_level)
     outcome = from_node_result(node_result, execution, command=request.command.value)
+    outcome = replace(outcome, limit_wait_seconds=waited)
     if outcome.status is OutcomeStatus.ERROR:
         if execution.error is not None and outcome.error is not None:
             failure = replace(outcome.error, invocation_error=execution.error.message)

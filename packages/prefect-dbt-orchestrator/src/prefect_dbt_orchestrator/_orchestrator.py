@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from dbt_graph import Executor, TestStrategy
+from dbt_graph import ConcurrencyKey, Executor, TestStrategy
 
 from prefect_dbt_orchestrator._build_plan import BuildPlan, preview
 from prefect_dbt_orchestrator._collector import collector_paused, heap_frozen
@@ -15,8 +15,10 @@ from prefect_dbt_orchestrator._config import (
     CacheConfig,
     ExecutionMode,
     check_concurrency,
+    check_concurrency_keys,
     check_mode_options,
     coerce_mode,
+    coerce_scheduling,
     coerce_strategy,
 )
 from prefect_dbt_orchestrator._context import BuildArgs, RunOptions
@@ -61,13 +63,20 @@ class PrefectDbtOrchestrator:
         disable_assets: Do not create Prefect assets.
         raise_on_failure: Raise ``DbtBuildFailed`` when any node ends in ``"error"``.
         node_timeout_seconds: Stop a node (or a wave) that runs longer than this.
+        scheduling: PER_NODE: which ready node starts first when several wait for a slot:
+            ``"critical_path"`` (default), the one with the longest expected remaining path to
+            the end of the build (durations learned from earlier builds), or ``"plan_order"``.
+        concurrency_keys: PER_NODE: per-node limits beside ``concurrency``, e.g.
+            ``[ConcurrencyKey(selector="tag:heavy", limit=1)]``; each is also a Prefect global
+            concurrency limit (created when missing), so it holds across flow runs.
 
     The default executor keeps dbt worker processes alive between calls; ``close()`` (or a
     ``with`` block) stops them. An executor passed in is left to its owner to close.
 
     Raises:
-        ValueError: An invalid mode or strategy, ``retries`` or ``cache`` with PER_WAVE, or (with
-            the default executor) a project or profiles directory that is not usable.
+        ValueError: An invalid mode, strategy or scheduling, ``retries``, ``cache`` or
+            ``concurrency_keys`` with PER_WAVE, or (with the default executor) a project or
+            profiles directory that is not usable.
         ImportError: No ``executor`` is given and dbt-exec-core is not installed
             (``pip install "prefect-dbt-orchestrator[core]"``).
     """
@@ -95,11 +104,16 @@ class PrefectDbtOrchestrator:
         disable_assets: bool = False,
         raise_on_failure: bool = True,
         node_timeout_seconds: float | None = None,
+        scheduling: str = "critical_path",
+        concurrency_keys: Sequence[ConcurrencyKey] = (),
     ) -> None:
         self.execution_mode = coerce_mode(execution_mode)
         self.test_strategy = coerce_strategy(test_strategy)
         check_mode_options(self.execution_mode, retries=retries, cache=cache)
         check_concurrency(concurrency)
+        self.scheduling = coerce_scheduling(scheduling)
+        self.concurrency_keys = check_concurrency_keys(self.execution_mode, concurrency_keys)
+        self.threads = threads
         self.settings = (settings or PrefectDbtSettings()).copy_with()
         self.manifest_path: Path | None = None
         if manifest_path is not None:
@@ -267,6 +281,9 @@ class PrefectDbtOrchestrator:
             disable_assets=self.disable_assets,
             raise_on_failure=self.raise_on_failure,
             node_timeout_seconds=self.node_timeout_seconds,
+            threads=self.threads,
+            scheduling=self.scheduling,
+            concurrency_keys=tuple(self.concurrency_keys),
         )
 
 

@@ -148,6 +148,9 @@ class NodeOutcome:
         failures: For tests, the number of failing rows.
         error: Why it failed.
         cache: For cached outcomes, where they came from.
+        limit_wait_seconds: How long the task waited for its Prefect concurrency limits. Not
+            part of the result dict: the duration history (``_history``) leaves it out of the
+            time the node held its slot.
     """
 
     status: OutcomeStatus
@@ -161,6 +164,7 @@ class NodeOutcome:
     failures: int | None = None
     error: Failure | None = None
     cache: CacheHit | None = None
+    limit_wait_seconds: float = field(default=0.0, compare=False)
 
     def to_dict(self, *, shared_args: dict[int, list[str]] | None = None) -> dict[str, Any]:
         """The guide's result dict: only the keys that apply, as JSON-ready values.

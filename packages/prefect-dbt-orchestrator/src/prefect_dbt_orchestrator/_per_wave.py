@@ -9,6 +9,7 @@ from dbt_graph import Command, ErrorInfo, Executor, Node, ResourceType
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
+from prefect_dbt_orchestrator._history import HistoryStore, dbt_times
 from prefect_dbt_orchestrator._outcomes import (
     NodeOutcome,
     OutcomeStatus,
@@ -24,7 +25,8 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
 
     A node is skipped only when something it depends on failed (or was skipped for that
     reason); independent branches keep running, as in ``dbt build``, and ``failed_upstream``
-    names the root failures, not the skipped nodes between.
+    names the root failures, not the skipped nodes between. dbt's own time for each node goes
+    into the duration history.
     """
     logger = _logs.run_logger()
     outcomes: dict[str, NodeOutcome] = {}
@@ -51,6 +53,8 @@ def run_per_wave(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
         for command, nodes in ((Command.BUILD, others), (Command.TEST, unit_tests)):
             if nodes:
                 _run_wave_part(ctx, executor, command, nodes, outcomes, roots, logger)
+    store = HistoryStore.for_run(ctx)
+    store.save(store.load(), dbt_times(outcomes), nodes=ctx.manifest.nodes)
     return outcomes
 
 

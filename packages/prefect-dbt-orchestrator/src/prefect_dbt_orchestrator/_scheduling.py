@@ -2,16 +2,17 @@
 
 :class:`Scheduler` knows nothing of Prefect. It is told when a node finishes and answers by
 calling ``submit`` for the nodes that may start. It keeps the ready queue (nodes whose parents
-have all finished, waiting for a free slot), the in-flight set and the outcomes, phase by phase.
+have all finished, waiting for a free slot or for room in their concurrency keys), the in-flight
+set and the outcomes, phase by phase. The queue is :class:`dbt_graph.ReadyQueue`, the one
+:func:`dbt_graph.estimate_wall_time` simulates, so ``plan()``'s estimate follows this order.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dbt_graph import ExecutionPlan
+from dbt_graph import ConcurrencyKey, ExecutionPlan, ReadyQueue
 
 from prefect_dbt_orchestrator._outcomes import NodeOutcome, root_failures, skipped_upstream
 
@@ -25,13 +26,17 @@ class Scheduler:
     A node is ready when every node it depends on in its phase has finished. A ready node
     downstream of a failure is skipped at once (its outcome names the failed nodes, not the
     skipped ones between); any other ready node joins the ready queue, from which nodes are
-    submitted in ``priority`` order while fewer than ``max_in_flight`` run.
+    submitted in ``priority`` order while fewer than ``max_in_flight`` run. A node whose
+    concurrency key is full (as many of the key's nodes in flight as its limit) is passed over
+    until one of them is done.
 
     Args:
         plan: The plan to run.
         submit: Starts a node; the caller reports its end with :meth:`node_done`.
         priority: The order in which ready nodes are submitted (default: plan order).
         max_in_flight: At most this many nodes submitted and not yet done (default: no limit).
+        keys: The concurrency keys each node holds while in flight
+            (:func:`dbt_graph.keys_by_node`).
 
     Example:
         >>> from dbt_graph import build_plan
@@ -55,15 +60,16 @@ class Scheduler:
         submit: Callable[[str], None],
         priority: Priority | None = None,
         max_in_flight: int | None = None,
+        keys: Mapping[str, Sequence[ConcurrencyKey]] | None = None,
     ) -> None:
         self.plan = plan
         self.outcomes: dict[str, NodeOutcome] = {}
         self.in_flight: set[str] = set()
         self._submit = submit
         self._position = {uid: i for i, uid in enumerate(plan.nodes)}
-        self._priority = priority or self._position.__getitem__
+        priority = priority or self._position.__getitem__
         self._max_in_flight = max_in_flight
-        self._ready: list[tuple[Any, int, str]] = []
+        self._ready = ReadyQueue(lambda uid: (priority(uid), self._position[uid]), keys)
         self._roots: dict[str, frozenset[str]] = {}
         self._waiting: dict[str, int] = {}
         self._dependents: dict[str, list[str]] = {}
@@ -77,6 +83,7 @@ class Scheduler:
     def node_done(self, uid: str, outcome: NodeOutcome) -> None:
         """A submitted node finished: record it, release its dependents, fill free slots."""
         self.in_flight.discard(uid)
+        self._ready.release(uid)
         self._settle([(uid, outcome)])
         self._advance()
 
@@ -116,7 +123,7 @@ class Scheduler:
         if upstream:
             self._roots[uid] = upstream
             return skipped_upstream(upstream)
-        heapq.heappush(self._ready, (self._priority(uid), self._position[uid], uid))
+        self._ready.push(uid)
         return None
 
     def _settle(self, finished: list[tuple[str, NodeOutcome]]) -> None:
@@ -133,9 +140,11 @@ class Scheduler:
                         finished.append((child, skip))
 
     def _fill(self) -> None:
-        """Submit ready nodes, best first, while slots are free."""
+        """Submit ready nodes, best first, while slots are free (and their keys have room)."""
         limit = self._max_in_flight
-        while self._ready and (limit is None or len(self.in_flight) < limit):
-            _, _, uid = heapq.heappop(self._ready)
+        while limit is None or len(self.in_flight) < limit:
+            uid = self._ready.pop()
+            if uid is None:
+                return
             self.in_flight.add(uid)
             self._submit(uid)

@@ -21,18 +21,34 @@ def make_runner(options: RunOptions, widest_wave: int) -> Any:
     cls: Any = options.task_runner_type or ThreadPoolTaskRunner
     if not isinstance(cls, type):
         return cls.duplicate()  # a configured instance: a fresh copy, so it never holds a client
-    if isinstance(options.concurrency, int):
-        workers = max(1, options.concurrency)
-    elif isinstance(options.concurrency, str):
-        workers = max(1, min(widest_wave, os.cpu_count() or 4))
-    else:
-        workers = max(1, widest_wave)
+    workers = runner_width(options, widest_wave)
     params = inspect.signature(cls).parameters
     if "max_workers" in params:
         return cls(max_workers=workers)
     if "cluster_kwargs" in params:  # prefect-dask's DaskTaskRunner
         return cls(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1})
     return cls()
+
+
+def runner_width(options: RunOptions, widest_wave: int) -> int:
+    """How many node tasks the run's task runner runs at once (:func:`make_runner`'s size)."""
+    if isinstance(options.concurrency, int):
+        return max(1, options.concurrency)
+    if isinstance(options.concurrency, str):
+        return max(1, min(widest_wave, os.cpu_count() or 4))
+    return max(1, widest_wave)
+
+
+def in_flight_cap(options: RunOptions, widest_wave: int) -> int | None:
+    """How many nodes the scheduler keeps in flight: as many as the task runner runs at once.
+
+    More would wait in the runner's own first-in-first-out queue, out of the scheduler's
+    order. ``None`` (no cap) for a task runner passed in configured, whose size is its own.
+    """
+    if options.max_in_flight is not None:
+        return options.max_in_flight
+    cls = options.task_runner_type or ThreadPoolTaskRunner
+    return runner_width(options, widest_wave) if isinstance(cls, type) else None
 
 
 def check_concurrency_limit(name: str) -> None:
