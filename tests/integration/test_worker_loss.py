@@ -37,12 +37,14 @@ def _project(root: Path, marker: Path) -> Path:
 def test_a_killed_worker_fails_its_node_and_the_build_goes_on(tmp_path: Path) -> None:
     marker = tmp_path / "started.csv"
     project = _project(tmp_path, marker)
-    # One node at a time: when `stuck` runs it is alone in the worker. The thread pool runs
-    # tasks in submission order, so `b` and `c` (submitted when `a` is done) run after it.
+    # One node at a time: when `stuck` runs it is alone in the worker. In plan order the
+    # roots `a` and `stuck` go first, so `b` and `c` run after `stuck`, on the new worker
+    # (critical path first would start the chain a -> b -> c before `stuck`).
     orch = PrefectDbtOrchestrator(
         settings=PrefectDbtSettings(project_dir=project, profiles_dir=project),
         execution_mode=ExecutionMode.PER_NODE,
         concurrency=1,
+        scheduling="plan_order",
         raise_on_failure=False,
         create_summary_artifact=False,
         disable_assets=True,

@@ -49,20 +49,31 @@ class HistoryStore:
         record_id: The record's name in that store.
     """
 
-    store: KeyStore
+    store: KeyStore | None
     record_id: str
 
     @classmethod
     def for_run(cls, ctx: RunContext) -> HistoryStore:
-        """The history of ``ctx``'s project and effective target."""
+        """The history of ``ctx``'s project and effective target (no store, and so no
+        history, when the target path cannot be used: the build does not depend on it)."""
+        record_id = f"orchestrator-durations.{_target_name(ctx)}"
         if ctx.cache is not None:
-            store: KeyStore = ctx.cache.key_store
-        else:
-            store = LocalKeyStore(ctx.options.settings.resolved_target_path())
-        return cls(store, f"orchestrator-durations.{_target_name(ctx)}")
+            return cls(ctx.cache.key_store, record_id)
+        target_path = ctx.options.settings.resolved_target_path()
+        try:
+            return cls(LocalKeyStore(target_path), record_id)
+        except OSError as exc:
+            logger.warning(
+                "No duration history for this build: the target path %s cannot hold it (%s).",
+                target_path,
+                exc,
+            )
+            return cls(None, record_id)
 
     def load(self) -> DurationHistory:
         """The stored history; an empty one when there is none or it cannot be read."""
+        if self.store is None:
+            return DurationHistory()
         try:
             data = self.store.get(self.record_id)
             if data is None:
@@ -87,7 +98,7 @@ class HistoryStore:
             observed: Seconds per node, from this build.
             nodes: The project's nodes (the manifest's): samples of other nodes are dropped.
         """
-        if not observed:
+        if not observed or self.store is None:
             return
         updated = history.record(observed)
         kept = {u: s for u, s in updated.samples.items() if u in nodes}

@@ -51,7 +51,7 @@ def run_node(
     executor: Executor,
     request: ExecutionRequest,
     cached: NodeOutcome | None = None,
-    concurrency_limits: tuple[str, ...] = (),
+    concurrency_limits: tuple[str, ...] | None = None,
     log_level: int = logging.INFO,
 ) -> NodeOutcome | State[NodeOutcome]:
     """The body of every node's task: serve a cache hit, or run dbt for this one node.

@@ -101,13 +101,16 @@ class _NodeTasks:
         node = ctx.plan.nodes[uid]
         # Looked up now, when every parent has been recorded (run tokens).
         cached = ctx.cache.lookup(uid) if ctx.cache is not None else None
+        limits = self._limit + self._schedule.limit_names(uid)
         future = self.runner.submit(
             self._task_for(node),
             parameters={
                 "executor": opaque(self.executor),
                 "request": opaque(ctx.request(Command.for_node(node), (node,))),
                 "cached": opaque(cached),
-                "concurrency_limits": self._limit + self._schedule.limit_names(uid),
+                # None rather than the empty tuple: Prefect links a parameter to any task whose
+                # result shares its id(), and the empty tuple is one object everywhere.
+                "concurrency_limits": opaque(limits) if limits else None,
                 "log_level": ctx.options.log_level,
             },
             # Its parents have finished: they are recorded as its inputs (the UI's edges), not
