@@ -27,7 +27,7 @@ import statistics
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from dbt_cachekeys import KeyStore, LocalKeyStore
+from dbt_cachekeys import KeyStore, LocalKeyStore, MemoryKeyStore
 from dbt_graph import DurationHistory, ProfileError
 
 from prefect_dbt_orchestrator._context import RunContext
@@ -49,13 +49,13 @@ class HistoryStore:
         record_id: The record's name in that store.
     """
 
-    store: KeyStore | None
+    store: KeyStore
     record_id: str
 
     @classmethod
     def for_run(cls, ctx: RunContext) -> HistoryStore:
-        """The history of ``ctx``'s project and effective target (no store, and so no
-        history, when the target path cannot be used: the build does not depend on it)."""
+        """The history of ``ctx``'s project and effective target (one kept in memory for
+        this build only when the target path cannot be used: the build does not depend on it)."""
         record_id = f"orchestrator-durations.{_target_name(ctx)}"
         if ctx.cache is not None:
             return cls(ctx.cache.key_store, record_id)
@@ -68,12 +68,10 @@ class HistoryStore:
                 target_path,
                 exc,
             )
-            return cls(None, record_id)
+            return cls(MemoryKeyStore(), record_id)
 
     def load(self) -> DurationHistory:
         """The stored history; an empty one when there is none or it cannot be read."""
-        if self.store is None:
-            return DurationHistory()
         try:
             data = self.store.get(self.record_id)
             if data is None:
@@ -98,7 +96,7 @@ class HistoryStore:
             observed: Seconds per node, from this build.
             nodes: The project's nodes (the manifest's): samples of other nodes are dropped.
         """
-        if not observed or self.store is None:
+        if not observed:
             return
         updated = history.record(observed)
         kept = {u: s for u, s in updated.samples.items() if u in nodes}
