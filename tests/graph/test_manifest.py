@@ -57,6 +57,17 @@ def test_truncated_file_is_reported_as_invalid_json(tmp_path: Path) -> None:
         load_manifest(path)
 
 
+def test_what_fast_json_refuses_still_loads(tmp_path: Path) -> None:
+    # dbt writes a YAML `.nan` in meta as NaN: not strict JSON, which the fast decoder
+    # refuses; the manifest must load anyway.
+    data = ManifestBuilder().model("m", config={"meta": {"ratio": float("nan")}}).build_dict()
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data))
+    assert "NaN" in path.read_text()
+    manifest = load_manifest(path)
+    assert manifest.node("model.p.m").name == "m"
+
+
 @pytest.mark.parametrize("version", [9, 13])
 def test_unsupported_schema_version_is_refused(version: int) -> None:
     data = ManifestBuilder().build_dict()

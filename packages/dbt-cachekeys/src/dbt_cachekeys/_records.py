@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from dbt_cachekeys._errors import RecordError
 from dbt_cachekeys._keys import SCHEMA_VERSION, Components
 
@@ -86,7 +88,7 @@ class KeyRecord:
                 "cache format changed") as long as their layout is this one.
         """
         try:
-            raw = json.loads(data)
+            raw = _decode(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise RecordError(f"not JSON ({exc}); it was damaged", unique_id=unique_id) from None
         if not isinstance(raw, dict) or raw.get("format") != RECORD_FORMAT:
@@ -106,6 +108,15 @@ class KeyRecord:
                 "the node runs again",
                 unique_id=unique_id,
             ) from None
+
+
+def _decode(data: bytes) -> Any:
+    """orjson (twice as fast: a plan reads every node's record), else the standard library,
+    which words the error."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def _parse(raw: Mapping[str, Any]) -> KeyRecord:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from dbt_graph._errors import ManifestError
@@ -120,7 +121,7 @@ def load_manifest(path: str | Path) -> Manifest:
         return live
     with _collector_paused():
         try:
-            data = json.loads(text)
+            data = _decode(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ManifestError(
                 f"the file is not valid JSON ({exc}). It may be truncated: run `dbt parse` again.",
@@ -129,6 +130,17 @@ def load_manifest(path: str | Path) -> Manifest:
         manifest = parse_manifest(data, path=file)
     _LIVE[key] = manifest
     return manifest
+
+
+def _decode(text: bytes) -> Any:
+    """The JSON document in ``text``: orjson (twice as fast on a large manifest), else the
+    standard library, which also reads what orjson refuses (``NaN``, as dbt writes a YAML
+    ``.nan``) and words the error. (orjson reads an integer beyond 64 bits as a float: only a
+    user's ``meta`` could hold one.)"""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 #: Manifests in use, by the path they were loaded from and their file's digest.

@@ -1,5 +1,6 @@
-"""Each node's Prefect task: its body (:func:`run_node`), how it is built and how its outcome
-is read back.
+"""Each node's Prefect task: its body (:func:`run_node`), how it is built, how its outcome is
+read back, and how a cache hit is recorded as a task run without running one
+(:func:`record_cache_hit`).
 
 The body is module-level (not a closure) so process pools and Dask can pickle it. A node that
 failed raises :class:`NodeFailed` so that Prefect retries it; the exception carries the outcome.
@@ -11,6 +12,8 @@ import concurrent.futures
 import copy
 import logging
 import time
+import uuid
+from collections.abc import Set
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
@@ -18,9 +21,17 @@ from typing import Any, TypeAlias
 from dbt_graph import ErrorInfo, ExecutionRequest, Executor, Node
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
+from prefect.client.schemas.objects import (
+    State,
+    StateDetails,
+    TaskRun,
+    TaskRunPolicy,
+    TaskRunResult,
+)
+from prefect.context import FlowRunContext, TagsContext
 from prefect.futures import PrefectFuture
-from prefect.states import Completed
+from prefect.states import Completed, Pending
+from prefect.utilities.engine import emit_task_run_state_change_event
 
 from prefect_dbt_orchestrator import _assets, _logs
 from prefect_dbt_orchestrator._context import RunContext
@@ -145,6 +156,61 @@ def _variant(prototype: NodeTask, **attributes: Any) -> NodeTask:
     for attribute, value in attributes.items():
         setattr(task, attribute, value)
     return task
+
+
+def record_cache_hit(
+    task: NodeTask, parents: Set[TaskRunResult], *, message: str = CACHED_MESSAGE
+) -> uuid.UUID | None:
+    """Record a cache hit as a task run that went ``Pending`` -> ``Cached``; its id.
+
+    This is what Prefect's own task caching leaves on a hit (no ``Running`` state, no result
+    in the API), reported the way the task engine reports it, by a state event for each
+    transition, the second following the first. Nothing runs: a hit costs a tenth of a task
+    run through the engine in the flow's process (``benchmarks/README.md``). ``parents`` are
+    the task runs it reads (the UI's edges). ``None`` when no events can be sent (no Prefect
+    API in reach): the caller then runs the task, which serves the hit itself.
+    """
+    flow_run_ctx = FlowRunContext.get()
+    flow_run = flow_run_ctx.flow_run if flow_run_ctx is not None else None
+    flow_run_id = flow_run.id if flow_run is not None else None
+    run_id = uuid.uuid4()
+    pending = Pending(state_details=StateDetails(task_run_id=run_id, flow_run_id=flow_run_id))
+    name = task.task_run_name if isinstance(task.task_run_name, str) else task.name
+    inputs: list[TaskRunResult] = sorted(parents, key=lambda parent: str(parent.id))
+    now: Any = pending.timestamp  # a datetime; the schema's annotation names Prefect's alias
+    task_run = TaskRun(
+        id=run_id,
+        name=name,
+        flow_run_id=flow_run_id,
+        task_key=task.task_key,
+        dynamic_key=str(uuid.uuid4()),
+        task_version=task.version,
+        empirical_policy=TaskRunPolicy(
+            retries=task.retries,
+            retry_delay=task.retry_delay_seconds,  # pyright: ignore[reportArgumentType]
+        ),
+        tags=sorted(set(task.tags) | set(TagsContext.get().current_tags or ())),
+        task_inputs={"request": list(inputs)},
+        expected_start_time=now,
+        state_id=pending.id,
+        state_type=pending.type,
+        state_name=pending.name,
+        state=pending,
+        created=now,
+        updated=now,
+    )
+    first = emit_task_run_state_change_event(task_run, None, pending)
+    if first is None:
+        return None
+    cached = Completed(
+        name="Cached",
+        message=message,
+        state_details=StateDetails(task_run_id=run_id, flow_run_id=flow_run_id),
+    )
+    task_run.state, task_run.state_id = cached, cached.id
+    task_run.state_type, task_run.state_name = cached.type, cached.name
+    emit_task_run_state_change_event(task_run, pending, cached, follows=first)
+    return run_id
 
 
 def collect(future: PrefectFuture[NodeOutcome]) -> NodeOutcome:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import queue
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -22,8 +24,8 @@ from prefect.futures import PrefectFuture
 from prefect_dbt_orchestrator._context import RunContext
 from prefect_dbt_orchestrator._history import dbt_seconds, with_overhead
 from prefect_dbt_orchestrator._key_limits import ensure_key_limits
-from prefect_dbt_orchestrator._node_tasks import TaskFactory, collect
-from prefect_dbt_orchestrator._outcomes import NodeOutcome
+from prefect_dbt_orchestrator._node_tasks import TaskFactory, collect, record_cache_hit
+from prefect_dbt_orchestrator._outcomes import NodeOutcome, Timing
 from prefect_dbt_orchestrator._schedule import Schedule, schedule_for
 from prefect_dbt_orchestrator._scheduling import Scheduler
 from prefect_dbt_orchestrator._task_runner import (
@@ -86,6 +88,8 @@ class _NodeTasks:
         self.dbt_seconds: dict[str, float] = {}
         self.slot_seconds: dict[str, float] = {}
         self._futures: dict[str, PrefectFuture[NodeOutcome]] = {}
+        #: Cache hits recorded without a task, until they are heard back.
+        self._served: dict[str, NodeOutcome] = {}
         self._run_ids: dict[str, UUID] = {}
         self._submitted: dict[str, float] = {}
         self._task_for = TaskFactory(ctx)
@@ -95,15 +99,34 @@ class _NodeTasks:
         self._limit = (concurrency,) if isinstance(concurrency, str) else ()
 
     def submit(self, uid: str) -> None:
-        """Start ``uid``'s task, its parents recorded as its inputs so the UI draws the edges."""
+        """Start ``uid``'s task, its parents recorded as its inputs so the UI draws the edges.
+
+        A cache hit is recorded as a ``Cached`` task run straight away, without a task to run.
+        """
         self._submitted[uid] = time.monotonic()
+        started = datetime.now(UTC)
         ctx, opaque = self.ctx, self._opaque
         node = ctx.plan.nodes[uid]
+        task = self._task_for(node)
+        # Frozen pydantic models: hashable at run time, which pyright cannot see.
+        parents = {
+            TaskRunResult(id=self._run_ids[d])  # pyright: ignore[reportUnhashable]
+            for d in ctx.plan.dependencies[uid]
+            if d in self._run_ids
+        }
         # Looked up now, when every parent has been recorded (run tokens).
         cached = ctx.cache.lookup(uid) if ctx.cache is not None else None
+        if cached is not None:
+            run_id = record_cache_hit(task, parents)
+            if run_id is not None:
+                self._run_ids[uid] = run_id
+                timing = Timing.between(started, datetime.now(UTC))
+                self._served[uid] = replace(cached, timing=timing)
+                self.finished.put(uid)
+                return
         limits = self._limit + self._schedule.limit_names(uid)
         future = self.runner.submit(
-            self._task_for(node),
+            task,
             parameters={
                 "executor": opaque(self.executor),
                 "request": opaque(ctx.request(Command.for_node(node), (node,))),
@@ -115,14 +138,7 @@ class _NodeTasks:
             },
             # Its parents have finished: they are recorded as its inputs (the UI's edges), not
             # waited for, so Dask never reruns a finished parent whose worker was lost.
-            dependencies={
-                "request": {
-                    # Frozen pydantic models: hashable at run time, which pyright cannot see.
-                    TaskRunResult(id=self._run_ids[d])  # pyright: ignore[reportUnhashable]
-                    for d in ctx.plan.dependencies[uid]
-                    if d in self._run_ids
-                }
-            },
+            dependencies={"request": parents},
         )
         self._futures[uid] = future
         self._run_ids[uid] = future.task_run_id
@@ -131,6 +147,9 @@ class _NodeTasks:
     def outcome(self, uid: str) -> NodeOutcome:
         """The outcome of ``uid``'s finished task; notes how long it held its slot."""
         held = time.monotonic() - self._submitted.pop(uid)
+        served = self._served.pop(uid, None)
+        if served is not None:
+            return served
         # Dropped once read: a distributed runner would otherwise keep its output, and
         # recompute it if the worker holding it were lost.
         outcome = collect(self._futures.pop(uid))
