@@ -75,3 +75,54 @@ def test_cache_hits_are_cached_states_in_prefect(project, chain_manifest, tmp_pa
         assert by_id[name]["message"] == "OK"
         assert "cache" in by_id[name]
     assert by_id["test not_null_stg_id"]["status"] == "success"
+
+
+def _runs(flow_run_id: UUID) -> dict[str, Any]:
+    _task_states(flow_run_id)  # until every state is final
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name: run for run in runs}
+
+
+def _cached_orchestrator(project, chain_manifest, tmp_path: Path) -> PrefectDbtOrchestrator:
+    (project.project_dir / "seeds").mkdir(exist_ok=True)
+    (project.project_dir / "seeds" / "raw.csv").write_text("id\n1\n")
+    return PrefectDbtOrchestrator(
+        settings=project,
+        executor=FakeExecutor(chain_manifest),
+        execution_mode="per_node",
+        cache=CacheConfig(result_storage=tmp_path / "results", key_storage=tmp_path / "keys"),
+    )
+
+
+def test_recorded_cache_hits_keep_their_edges(project, chain_manifest, tmp_path: Path) -> None:
+    # A hit is recorded without a task run through the engine: its parents must still be
+    # its inputs, so the UI draws the same graph as for a build that ran.
+    orch = _cached_orchestrator(project, chain_manifest, tmp_path)
+    _build_in_flow(orch)
+    _, run_id = _build_in_flow(orch)
+    runs = _runs(run_id)
+    ids = {run.id: name for name, run in runs.items()}
+    inputs = {
+        name: {ids[i.id] for i in run.task_inputs.get("request", []) if hasattr(i, "id")}
+        for name, run in runs.items()
+    }
+    assert runs["model mart"].state_name == "Cached"
+    assert "model stg" in inputs["model mart"]
+    assert inputs["model stg"] == {"seed raw"}
+    assert all(run.flow_run_id == run_id for run in runs.values())
+
+
+def test_hits_are_served_by_the_task_when_no_event_can_be_sent(
+    project, chain_manifest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_dbt_orchestrator import _per_node
+
+    orch = _cached_orchestrator(project, chain_manifest, tmp_path)
+    _build_in_flow(orch)
+    monkeypatch.setattr(_per_node, "record_cache_hit", lambda task, parents: None)
+    second, run_id = _build_in_flow(orch)
+    assert _task_states(run_id)["model mart"] == (StateType.COMPLETED, "Cached")
+    assert second["model.p.mart"]["status"] == "cached"
