@@ -158,9 +158,7 @@ def _variant(prototype: NodeTask, **attributes: Any) -> NodeTask:
     return task
 
 
-def record_cache_hit(
-    task: NodeTask, parents: Set[TaskRunResult], *, message: str = CACHED_MESSAGE
-) -> uuid.UUID | None:
+def record_cache_hit(task: NodeTask, parents: Set[TaskRunResult]) -> uuid.UUID | None:
     """Record a cache hit as a task run that went ``Pending`` -> ``Cached``; its id.
 
     This is what Prefect's own task caching leaves on a hit (no ``Running`` state, no result
@@ -176,7 +174,7 @@ def record_cache_hit(
     run_id = uuid.uuid4()
     pending = Pending(state_details=StateDetails(task_run_id=run_id, flow_run_id=flow_run_id))
     name = task.task_run_name if isinstance(task.task_run_name, str) else task.name
-    inputs: list[TaskRunResult] = sorted(parents, key=lambda parent: str(parent.id))
+    inputs: list[Any] = sorted(parents, key=lambda parent: str(parent.id))
     now: Any = pending.timestamp  # a datetime; the schema's annotation names Prefect's alias
     task_run = TaskRun(
         id=run_id,
@@ -190,7 +188,7 @@ def record_cache_hit(
             retry_delay=task.retry_delay_seconds,  # pyright: ignore[reportArgumentType]
         ),
         tags=sorted(set(task.tags) | set(TagsContext.get().current_tags or ())),
-        task_inputs={"request": list(inputs)},
+        task_inputs={"request": inputs},
         expected_start_time=now,
         state_id=pending.id,
         state_type=pending.type,
@@ -204,7 +202,7 @@ def record_cache_hit(
         return None
     cached = Completed(
         name="Cached",
-        message=message,
+        message=CACHED_MESSAGE,
         state_details=StateDetails(task_run_id=run_id, flow_run_id=flow_run_id),
     )
     task_run.state, task_run.state_id = cached, cached.id
