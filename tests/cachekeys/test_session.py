@@ -115,6 +115,31 @@ def test_second_run_hits_everything_not_downstream_of_an_excluded_node() -> None
     assert second["model.p.from_snap"].reasons == ("upstream `snap` ran since",)
 
 
+class CountingStore(MemoryKeyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def get(self, unique_id: str) -> bytes | None:
+        self.reads.append(unique_id)
+        return super().get(unique_id)
+
+
+def test_an_excluded_nodes_own_record_is_never_read() -> None:
+    keys, store = keys_of(project()), CountingStore()
+    run(keys, store, now=T0)
+    assert {"model.p.events", "test.p.not_null_mart_id"} <= store.data.keys()  # recorded
+    store.reads.clear()
+    later = T0 + timedelta(hours=1)
+    predicted = predict(keys, store, selected=RUNNABLE, now=later, policy=DAY)
+    excluded = {uid for uid, d in predicted.items() if d.status is CacheStatus.EXCLUDED}
+    assert excluded == {"model.p.events", "snapshot.p.snap", "test.p.not_null_mart_id"}
+    assert not excluded & set(store.reads)
+    assert {"model.p.stg", "model.p.mart"} <= set(store.reads)
+    # Their children still see the tokens they will make: the prediction is the run's.
+    assert statuses(predicted) == statuses(run(keys, store, now=later))
+
+
 def test_excluded_parent_that_did_not_run_lets_children_hit() -> None:
     keys, store = keys_of(project()), MemoryKeyStore()
     run(keys, store, now=T0)

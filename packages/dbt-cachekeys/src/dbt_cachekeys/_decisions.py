@@ -86,7 +86,8 @@ class Decision:
             ``"upstream `stg_orders` changed"``, ``"expired"``...). Empty for hits, except a
             hit served under ``freshness.build_after`` despite new input data: then the new
             data and why the model waits.
-        record: The stored record (for a hit, the one to serve), if there was one.
+        record: The stored record (for a hit, the one to serve), if there was one; a
+            :class:`~dbt_cachekeys.CacheSession` does not read it for an excluded node.
     """
 
     unique_id: str

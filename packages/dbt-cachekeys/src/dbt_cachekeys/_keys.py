@@ -280,13 +280,12 @@ def compute_keys(
     macros = MacroIndex(manifest.macros)
     keyed = {uid: n for uid, n in manifest.nodes.items() if n.resource_type not in _UNKEYED}
     keyed_parents = {uid: tuple(p for p in manifest.parent_map[uid] if p in keyed) for uid in keyed}
+    ephemeral = {uid for uid, n in keyed.items() if n.is_ephemeral}
     data_parents = nearest_ancestors(
         keyed_parents,
         keyed,
-        keep=lambda p: (
-            keyed[p].resource_type is not ResourceType.SOURCE and not keyed[p].is_ephemeral
-        ),
-        through=lambda p: keyed[p].is_ephemeral,
+        keep=lambda p: keyed[p].resource_type is not ResourceType.SOURCE and p not in ephemeral,
+        through=ephemeral.__contains__,
     )
     contents: dict[str, str] = {}
     sources: dict[str, frozenset[str]] = {}
