@@ -29,6 +29,7 @@ from prefect_dbt_orchestrator._outcomes import OutcomeStatus, results_of
 from prefect_dbt_orchestrator._per_node import run_per_node
 from prefect_dbt_orchestrator._per_wave import run_per_wave
 from prefect_dbt_orchestrator._prepare import prepare
+from prefect_dbt_orchestrator._server import deprioritize_local_server
 from prefect_dbt_orchestrator._settings import PrefectDbtSettings
 
 
@@ -243,6 +244,7 @@ class PrefectDbtOrchestrator:
             vars=vars,
         )
         executor, options = self.executor, self._options()
+        deprioritize_local_server()  # its bookkeeping can wait; dbt's nodes cannot
         # One scope for the whole run, its preparation included: a dbt Cloud compile job made
         # to resolve the manifest belongs to the build and is swept with it.
         with _run_scope(executor, options):
