@@ -72,6 +72,9 @@ def test_readme_command_builds_the_example_with_a_local_prefect_server(
     with contextlib.closing(sqlite3.connect(tmp_path / "prefect-home" / "prefect.db")) as con:
         recorded = con.execute("select state_type, count(*) from task_run group by 1").fetchall()
     assert recorded == [("COMPLETED", NODES)]
+    # ...and it is not stopped mid-batch (its recorder then printed a traceback, though the
+    # batch was written on the way out).
+    assert "Traceback" not in proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ The flow returns ``run_build()``'s documented dicts; they are read back into
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from prefect_dbt_orchestrator._artifacts import node_label, status_counts
@@ -19,6 +19,11 @@ from prefect_dbt_orchestrator._orchestrator import PrefectDbtOrchestrator
 from prefect_dbt_orchestrator._outcomes import NodeOutcome, OutcomeStatus
 from prefect_dbt_orchestrator._progress import Progress, ProgressExecutor
 from prefect_dbt_orchestrator._savings import CacheSavings
+from prefect_dbt_orchestrator._server import (
+    needs_local_server,
+    start_local_server,
+    wait_until_recorded,
+)
 
 FLOW_NAME = "dbt-build"
 #: Skipped nodes listed by name in the summary at most.
@@ -99,14 +104,18 @@ def _run_in_flow(
         return orch.run_build(**parameters)
 
     results: Mapping[str, Mapping[str, Any]] = {}
-    with _prefect_api(out), progress:
-        try:
-            results = dbt_build(**selection)
-        except DbtBuildFailed as exc:
-            results = exc.results
-        finally:
-            outcomes = {uid: NodeOutcome.from_dict(r) for uid, r in results.items()}
-            _report_unseen(outcomes, progress, titles)
+    with _prefect_api(out) as local_server:
+        with progress:
+            try:
+                results = dbt_build(**selection)
+            except DbtBuildFailed as exc:
+                results = exc.results
+            finally:
+                outcomes = {uid: NodeOutcome.from_dict(r) for uid, r in results.items()}
+                _report_unseen(outcomes, progress, titles)
+        if local_server and flow_runs:
+            # It stops when this process exits: let it record the last task runs first.
+            wait_until_recorded(flow_runs[0].id)
     return outcomes, flow_runs[0] if flow_runs else None
 
 
@@ -121,25 +130,27 @@ def _report_unseen(
             progress.finished(uid, title, outcome.status.value, _reason(outcome, titles))
 
 
-def _prefect_api(out: TextIO) -> Any:
-    """The configured Prefect API, or Prefect's own local server, started for this build.
+@contextmanager
+def _prefect_api(out: TextIO) -> Iterator[bool]:
+    """The configured Prefect API, or Prefect's own local server, started for this build;
+    whether it is the latter.
 
     Prefect would start that server itself, but with a startup timeout meant for fast
     machines; a first start (database migrations) on a busy one takes longer.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prefect_dbt_orchestrator._server import needs_local_server, start_local_server
-
     if not needs_local_server():
-        return nullcontext()
+        yield False
+        return
     print(
         "No PREFECT_API_URL set: starting a local Prefect server for this build...",
         file=out,
         flush=True,
     )
     server = start_local_server(min_timeout=180)
-    return temporary_settings({PREFECT_API_URL: server.api_url})
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield True
 
 
 def _print_summary(

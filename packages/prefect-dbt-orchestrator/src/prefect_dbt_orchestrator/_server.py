@@ -23,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from prefect.settings.context import SettingKey  # a setting, or its dotted name
 
 #: Defaults for a server we start; ``prefect config set`` or environment variables override.
@@ -86,3 +89,42 @@ def lower_priority(pid: int) -> None:
     niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + SERVER_NICENESS, 19)
     with contextlib.suppress(OSError):  # the process ended meanwhile
         os.setpriority(os.PRIO_PROCESS, pid, niceness)
+
+
+def wait_until_recorded(flow_run_id: UUID, *, timeout: float = 30.0) -> bool:
+    """Wait until the server has recorded the task runs of ``flow_run_id`` it was sent.
+
+    Call it before stopping a local server: its task run recorder writes in batches (at least
+    every flush interval), and stopping it mid-batch prints a traceback, although the batch is
+    written on the way out. Done when the number of task runs, and of those in a final state,
+    stays the same across more than one flush interval.
+
+    Returns:
+        Whether that happened within ``timeout`` seconds (otherwise it gives up quietly).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings, temporary_settings
+
+    with temporary_settings(set_defaults=SERVER_DEFAULTS):  # as the server was started
+        interval = get_current_settings().server.services.task_run_recorder.flush_interval
+    pause = max(float(interval), 0.5) + 0.2
+    final = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+    deadline = time.monotonic() + timeout
+    seen: tuple[int, int] | None = None
+    with get_client(sync_client=True) as client:
+
+        def count(**states: Any) -> int:
+            body: dict[str, Any] = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}
+            if states:
+                body["task_runs"] = {"state": {"type": states}}
+            response = client.request("POST", "/task_runs/count", json=body)
+            response.raise_for_status()
+            return int(response.json())
+
+        while time.monotonic() < deadline:
+            now = (count(), count(any_=final))
+            if now == seen:
+                return True
+            seen = now
+            time.sleep(pause)
+    return False
