@@ -8,13 +8,14 @@ and worker process reports to the same one, and so that it suits a per-node dbt 
 * no analytics (a throwaway server has nothing to report, and maybe no internet);
 * the task run recorder writes task runs in batches of up to 200, at least every second.
   Its default writes each task run state event in a transaction of its own, which costs more
-  CPU than the dbt nodes themselves on a small machine (``benchmarks/README.md``);
+  CPU than the dbt nodes themselves on a small machine (``benchmarks/README.md``).
+
 A user's own value for any of these settings wins (they are set as defaults only).
 
 Such a server, and Prefect's own temporary server in a flow run without ``PREFECT_API_URL``,
 also runs at a lower CPU priority (``nice`` +10) from the start of a build: recording task
 runs, events and logs can lag, the dbt nodes and the flow that dispatches them cannot. On a
-machine whose CPUs dbt keeps busy, a PER_NODE build at 2,000 models went from 1.19x to about
+machine whose CPUs dbt keeps busy, a PER_NODE build at 2,000 models went from 1.17x to
 1.0x of plain ``dbt build`` (``benchmarks/README.md``).
 """
 
