@@ -216,8 +216,7 @@ def big_plan(project: Path, manifest_path: Path, store_dir: Path, repeat: int = 
     print(f"  predict, full key store:       {full}")
     sys.stdout.flush()
     # The totals in a process of their own, as a flow's process computes a plan: this one now
-    # holds several 10,000-node manifests, key sets and plans, which slow every allocation
-    # (0.3-0.5 s on plan(), measured).
+    # holds several 10,000-node manifests, key sets and plans, which no flow's process does.
     subprocess.run(
         [sys.executable, __file__, "--dir", str(project), "--totals", str(store_dir)], check=True
     )

@@ -1,4 +1,5 @@
-"""A local Prefect server (ours or Prefect's own) runs below the build's CPU priority."""
+"""A local Prefect server (ours or Prefect's own) runs below the build's CPU priority, and
+is waited for before it stops."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID, uuid4
 
 import pytest
 from dbt_graph.testing import FakeExecutor
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator
+from prefect_dbt_orchestrator._server import wait_until_recorded
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "setpriority"), reason="no nice on this OS")
 
@@ -63,3 +68,32 @@ def test_a_build_lowers_the_priority_of_prefects_own_local_server(project, chain
 
     build()
     assert os.getpriority(os.PRIO_PROCESS, pid) == min(ours + 10, 19)
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_waiting_for_the_recorder_ends_once_the_counts_hold(project, chain_manifest) -> None:
+    from prefect.runtime import flow_run
+
+    orch = PrefectDbtOrchestrator(
+        settings=project, executor=FakeExecutor(chain_manifest), execution_mode="per_node"
+    )
+
+    @flow
+    def build() -> str:
+        orch.run_build()
+        return str(flow_run.id)
+
+    run_id = build()
+    assert wait_until_recorded(UUID(run_id), timeout=60)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run_id)]))
+        )
+    assert len(runs) == 7 and all(r.state is not None and r.state.is_final() for r in runs)
+
+
+def test_a_server_that_cannot_answer_is_not_waited_for() -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # discard port
+        assert wait_until_recorded(uuid4(), timeout=60) is False
