@@ -26,6 +26,7 @@ import pytest
 from integration.helpers import statuses
 from prefect import flow
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator, PrefectDbtSettings
+from recorded import recorded_task_runs
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
@@ -107,10 +108,6 @@ def api(path: str, body: dict[str, Any]) -> Any:
     return response.json()
 
 
-def task_runs(flow_run_id: Any) -> list[dict[str, Any]]:
-    return api("/task_runs/filter", {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}})
-
-
 def materialized_assets(flow_run_id: Any, expected: int) -> set[tuple[str, frozenset[str]]]:
     """(asset key, upstream asset keys) of the run's materialization events."""
     run = f"prefect.flow-run.{flow_run_id}"
@@ -161,10 +158,10 @@ def test_same_results_assets_and_run_results_as_a_local_build(project: Path, clu
     assert assets == materialized_assets(local_flow, 14)
 
     # Every node ran exactly once: one task run each, on its first attempt.
-    runs = task_runs(dask_flow)
+    runs = recorded_task_runs(dask_flow, NODES)  # the server records them in the background
     assert len(runs) == NODES
-    assert len({r["name"] for r in runs}) == NODES
-    assert all(r["run_count"] == 1 and r["state_type"] == "COMPLETED" for r in runs)
+    assert len({r.name for r in runs}) == NODES
+    assert all(r.run_count == 1 and r.state_type == "COMPLETED" for r in runs)
 
 
 def test_a_killed_worker_s_node_runs_again_elsewhere(

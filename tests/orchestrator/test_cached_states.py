@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -10,10 +9,9 @@ from uuid import UUID
 import pytest
 from dbt_graph.testing import FakeExecutor
 from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 from prefect_dbt_orchestrator import CacheConfig, PrefectDbtOrchestrator
+from recorded import recorded_task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -32,20 +30,9 @@ def _build_in_flow(orch: PrefectDbtOrchestrator) -> tuple[dict[str, dict[str, An
 
 
 def _task_states(flow_run_id: UUID) -> dict[str, tuple[StateType | None, str | None]]:
-    """Each task run's final state type and name, by task run name, as the API has them.
-
-    The server records task run states from events, in batches: read until all are final.
-    """
-    deadline = time.monotonic() + 120
-    while True:
-        with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-        final = len(runs) == TASKS and all(r.state is not None and r.state.is_final() for r in runs)
-        if final or time.monotonic() > deadline:
-            return {run.name: (run.state_type, run.state_name) for run in runs}
-        time.sleep(0.5)
+    """Each task run's final state type and name, by task run name, as the API has them."""
+    runs = recorded_task_runs(flow_run_id, TASKS)
+    return {run.name: (run.state_type, run.state_name) for run in runs}
 
 
 def test_cache_hits_are_cached_states_in_prefect(project, chain_manifest, tmp_path: Path) -> None:
@@ -78,12 +65,7 @@ def test_cache_hits_are_cached_states_in_prefect(project, chain_manifest, tmp_pa
 
 
 def _runs(flow_run_id: UUID) -> dict[str, Any]:
-    _task_states(flow_run_id)  # until every state is final
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return {run.name: run for run in runs}
+    return {run.name: run for run in recorded_task_runs(flow_run_id, TASKS)}
 
 
 def _cached_orchestrator(project, chain_manifest, tmp_path: Path) -> PrefectDbtOrchestrator:
