@@ -118,7 +118,7 @@ def materialized_assets(flow_run_id: Any, expected: int) -> set[tuple[str, froze
         },
         "limit": 50,  # the most the API gives in one page; a run of the shop has 14
     }
-    deadline = time.monotonic() + 60  # events are written by the server in the background
+    deadline = time.monotonic() + 120  # events are written by the server in the background
     while True:
         events = [
             e

@@ -141,7 +141,7 @@ def run_in_flow(orch: PrefectDbtOrchestrator, **kw: Any) -> str:
 
 
 def asset_events(
-    flow_run_id: str, materialized: int, *, settle: float = 1.0, timeout: float = 30
+    flow_run_id: str, materialized: int, *, settle: float = 1.0, timeout: float = 120
 ) -> list[Any]:
     """The flow run's asset events, once ``materialized`` materializations arrived and settled."""
     event_filter = EventFilter(
