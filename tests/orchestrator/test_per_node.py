@@ -110,3 +110,27 @@ def test_task_runs_are_named_and_linked_in_the_flow_run(project, chain_manifest)
     }
     assert by_name["model stg"].id in upstream
     assert by_name["test not_null_stg_id"].id in upstream
+
+
+def test_outside_a_flow_the_task_runs_share_one_client(project, tmp_path, monkeypatch) -> None:
+    # Each task run outside a flow made its own clients (a new SSL context and connection
+    # each): two per node, three times a node's cost in a flow.
+    from dbt_graph.testing import ManifestBuilder
+    from prefect.client.orchestration import SyncPrefectClient
+
+    builder = ManifestBuilder().seed("raw")
+    for i in range(15):
+        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
+    manifest = builder.build_file(tmp_path / "target")
+    made: list[int] = []
+    original = SyncPrefectClient.__init__
+
+    def counted(self, *args, **kwargs) -> None:
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncPrefectClient, "__init__", counted)
+    results = per_node(project, FakeExecutor(manifest), concurrency=4).run_build()
+    assert len(results) == 31
+    assert all(r["status"] in ("success", "pass") for r in results.values())
+    assert len(made) <= 3  # not one or two per node

@@ -32,6 +32,7 @@ from prefect_dbt_orchestrator._task_runner import (
     check_concurrency_limit,
     in_flight_cap,
     make_runner,
+    one_client_outside_flows,
     opaque_for,
     quiet_outside_flows,
     shared_api,
@@ -53,7 +54,7 @@ def run_per_node(ctx: RunContext, executor: Executor) -> dict[str, NodeOutcome]:
         keys=schedule.held,
     )
     # The caller has entered the executor's run_scope (sized for `concurrency`) around the run.
-    with quiet_outside_flows(), shared_api():
+    with quiet_outside_flows(), shared_api(), one_client_outside_flows():
         # Up front, against the API the tasks use (a local server we start has our settings).
         if isinstance(options.concurrency, str):
             check_concurrency_limit(options.concurrency)

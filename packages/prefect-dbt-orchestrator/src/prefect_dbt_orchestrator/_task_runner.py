@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from typing import Any
 
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
@@ -100,6 +100,29 @@ def quiet_outside_flows() -> Any:
     if FlowRunContext.get() is not None:
         return nullcontext()
     return temporary_settings({PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW: "ignore"})
+
+
+@contextmanager
+def one_client_outside_flows() -> Iterator[None]:
+    """Outside a flow run, let every task run in this process share one Prefect client.
+
+    In a flow run, the flow's engine holds the client its task runs share. Outside one, each
+    task run makes two of its own (a new SSL context and connection each): 601 nodes without
+    dbt took 37 s outside a flow against 6 s in one, and 13 s with one shared client (what is
+    left is Prefect reading the server's default result storage once per task run outside a
+    flow). The client is made against the API in effect here, so enter this after
+    :func:`shared_api`. Threads of Prefect's thread pool see it (they run in a copy of the
+    submitter's context); worker processes make their own. An API out of reach is left for the
+    task runs to report, as before.
+    """
+    from prefect.context import FlowRunContext, SyncClientContext
+
+    with ExitStack() as stack:
+        if FlowRunContext.get() is None:
+            # "Failed to reach API at ...": left for each task run to say, as before.
+            with suppress(RuntimeError):
+                stack.enter_context(SyncClientContext.get_or_create())
+        yield
 
 
 def opaque_for(runner: Any) -> Any:
