@@ -114,7 +114,7 @@ def test_task_runs_are_named_and_linked_in_the_flow_run(project, chain_manifest)
 
 def test_outside_a_flow_the_task_runs_share_one_client(project, tmp_path, monkeypatch) -> None:
     # Each task run outside a flow made its own clients (a new SSL context and connection
-    # each): two per node, three times a node's cost in a flow.
+    # each): two per node, four times a node's cost in a flow.
     from dbt_graph.testing import ManifestBuilder
     from prefect.client.orchestration import SyncPrefectClient
 

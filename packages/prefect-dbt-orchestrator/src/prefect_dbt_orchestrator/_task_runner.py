@@ -107,13 +107,13 @@ def one_client_outside_flows() -> Iterator[None]:
     """Outside a flow run, let every task run in this process share one Prefect client.
 
     In a flow run, the flow's engine holds the client its task runs share. Outside one, each
-    task run makes two of its own (a new SSL context and connection each): 601 nodes without
-    dbt took 37 s outside a flow against 6 s in one, and 13 s with one shared client (what is
-    left is Prefect reading the server's default result storage once per task run outside a
-    flow). The client is made against the API in effect here, so enter this after
-    :func:`shared_api`. Threads of Prefect's thread pool see it (they run in a copy of the
-    submitter's context); worker processes make their own. An API out of reach is left for the
-    task runs to report, as before.
+    task run makes two of its own (a new SSL context and connection each): 51 ms per node
+    without dbt, against 12 in a flow, and 19 with one shared client (``benchmarks/README.md``,
+    "PER_NODE outside a flow"; what is left is Prefect reading the server's default result
+    storage for every orphan task run). The client is made against the API in effect here, so
+    enter this after :func:`shared_api`. Threads of Prefect's thread pool see it (they run in a
+    copy of the submitter's context); worker processes make their own. An API out of reach is
+    left for the task runs to report, as before.
     """
     from prefect.context import FlowRunContext, SyncClientContext
 
