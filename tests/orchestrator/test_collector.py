@@ -21,6 +21,14 @@ def wide_manifest(tmp_path: Path) -> Manifest:
 
 
 @pytest.fixture
+def small_manifest(tmp_path: Path) -> Manifest:
+    builder = ManifestBuilder().seed("raw")
+    for i in range(30):
+        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
+    return builder.build_file(tmp_path / "target")
+
+
+@pytest.fixture
 def collections() -> Iterator[list[int]]:
     """Generations of the collections that start while the test body runs."""
     started: list[int] = []
@@ -61,16 +69,16 @@ class FreezeWitness(FakeExecutor):
 
 @pytest.mark.parametrize("mode", ["per_wave", "per_node"])
 def test_a_build_runs_with_the_heap_it_started_with_frozen(
-    project, wide_manifest: Manifest, mode: str
+    project, small_manifest: Manifest, mode: str
 ) -> None:
     # Full collections during a build then traverse only what the build made since it began,
     # not Prefect, the manifest and the plan again and again.
-    executor = FreezeWitness(wide_manifest)
+    executor = FreezeWitness(small_manifest)
     executor.frozen = []
     orch = PrefectDbtOrchestrator(settings=project, executor=executor, execution_mode=mode)
     assert gc.get_freeze_count() == 0
     results = orch.run_build()
-    assert len(results) == 601
+    assert len(results) == 61
     assert executor.frozen and min(executor.frozen) > 0
     # Handed back afterwards, so garbage among them is collected.
     assert gc.get_freeze_count() == 0
