@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 from dbt_graph import load_manifest
-from dbt_graph.testing import ManifestBuilder
+from shapes import wide
 
 
 @pytest.fixture
 def big_manifest(tmp_path: Path) -> Path:
-    builder = ManifestBuilder().seed("raw")
-    for i in range(300):
-        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
-    return builder.write(tmp_path / "manifest.json")
+    return wide(300).write(tmp_path / "manifest.json")
 
 
 @pytest.fixture

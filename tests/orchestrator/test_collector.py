@@ -8,24 +8,19 @@ from pathlib import Path
 
 import pytest
 from dbt_graph import ExecutionRequest, ExecutionResult, Manifest
-from dbt_graph.testing import FakeExecutor, ManifestBuilder
+from dbt_graph.testing import FakeExecutor
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator
+from shapes import wide
 
 
 @pytest.fixture
 def wide_manifest(tmp_path: Path) -> Manifest:
-    builder = ManifestBuilder().seed("raw")
-    for i in range(300):
-        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
-    return builder.build_file(tmp_path / "target")
+    return wide(300).build_file(tmp_path / "target")
 
 
 @pytest.fixture
 def small_manifest(tmp_path: Path) -> Manifest:
-    builder = ManifestBuilder().seed("raw")
-    for i in range(30):
-        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
-    return builder.build_file(tmp_path / "target")
+    return wide(30).build_file(tmp_path / "target")
 
 
 @pytest.fixture

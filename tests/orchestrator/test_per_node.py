@@ -9,6 +9,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect_dbt_orchestrator import PrefectDbtOrchestrator
 from recorded import recorded_task_runs
+from shapes import wide
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -115,13 +116,9 @@ def test_task_runs_are_named_and_linked_in_the_flow_run(project, chain_manifest)
 def test_outside_a_flow_the_task_runs_share_one_client(project, tmp_path, monkeypatch) -> None:
     # Each task run outside a flow made its own clients (a new SSL context and connection
     # each): two per node, four times a node's cost in a flow.
-    from dbt_graph.testing import ManifestBuilder
     from prefect.client.orchestration import SyncPrefectClient
 
-    builder = ManifestBuilder().seed("raw")
-    for i in range(15):
-        builder.model(f"m{i}", depends_on=["raw"]).test(f"not_null_m{i}", depends_on=[f"m{i}"])
-    manifest = builder.build_file(tmp_path / "target")
+    manifest = wide(15).build_file(tmp_path / "target")
     made: list[int] = []
     original = SyncPrefectClient.__init__
 
